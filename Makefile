@@ -1,0 +1,58 @@
+# tle-kedro: the project's verbs. `make run` and `make test` are the quick start.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+COHORT := data/01_raw/cohort
+export DO_NOT_TRACK := 1
+export KEDRO_DISABLE_TELEMETRY := 1
+export MPLBACKEND := Agg
+# 127.0.0.1 unless you say otherwise: `make ui HOST=0.0.0.0`
+HOST ?= 127.0.0.1
+UI_PORT ?= 5000
+VIZ_PORT ?= 4141
+
+.PHONY: setup run demo test lint bench viz viz-build ui clean-data
+
+setup: $(STAMP)
+
+# Reinstalls only when the install files change: a no-op `make setup` takes well under a second.
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, pinned: a looser requirement would pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+$(COHORT)/participants.tsv: | $(STAMP)
+	$(BIN)/kedro run --pipeline=demo_cohort
+
+demo: $(COHORT)/participants.tsv
+
+run: setup demo
+	$(BIN)/kedro run
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy src
+
+test: lint
+	$(BIN)/pytest --cov --cov-report=term -q
+
+bench: setup
+	$(BIN)/python benchmarks/run_benchmarks.py
+
+viz: setup
+	$(BIN)/kedro viz run --host $(HOST) --port $(VIZ_PORT) --no-browser
+
+viz-build: setup
+	$(BIN)/kedro viz build
+
+ui: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host $(HOST) --port $(UI_PORT)
+
+clean-data:
+	find data -type f ! -name .gitkeep -delete
