@@ -1,1 +1,26 @@
-"""features."""
+"""Features for the models: clinical design matrix and tokens, imaging asymmetry, CV folds."""
+
+from __future__ import annotations
+
+from tle_kedro.features.clinical import (
+    ClinicalFeatureConfig,
+    ClinicalTokenizer,
+    ClinicalTokens,
+    fit_transform_fold,
+    make_clinical_recipe,
+)
+from tle_kedro.features.folds import CVConfig, make_cv_folds
+from tle_kedro.features.imaging import ImagingFeatureConfig, asymmetry_index, imaging_features
+
+__all__ = [
+    "CVConfig",
+    "ClinicalFeatureConfig",
+    "ClinicalTokenizer",
+    "ClinicalTokens",
+    "ImagingFeatureConfig",
+    "asymmetry_index",
+    "fit_transform_fold",
+    "imaging_features",
+    "make_clinical_recipe",
+    "make_cv_folds",
+]

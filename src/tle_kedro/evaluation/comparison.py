@@ -1,0 +1,243 @@
+"""The model comparison table: every metric per model, bootstrap intervals, paired Δ C.
+
+:func:`evaluate_models` does the work once and returns everything the reporting needs
+(table, long table of intervals, calibration groups, aligned data); :func:`comparison_table`
+is the one-call version. Ground truth (synthetic cohorts) is used only for the oracle C.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from tle_kedro.evaluation import bootstrap as bs
+from tle_kedro.evaluation.calibration import calibration_by_group, integrated_calibration_index
+from tle_kedro.evaluation.metrics import (
+    EvalData,
+    auc_at,
+    harrell_c,
+    ibs_grid,
+    integrated_brier,
+    point_metrics,
+    prepare_eval_data,
+    safe_metric,
+)
+
+logger = logging.getLogger(__name__)
+
+COMPARISON_COLUMNS = (
+    "model",
+    "harrell_c",
+    "harrell_c_lo",
+    "harrell_c_hi",
+    "uno_c",
+    "uno_c_lo",
+    "uno_c_hi",
+    "auc_12",
+    "auc_24",
+    "ibs",
+    "ici_12",
+    "delta_c_vs_transeprelap",
+    "delta_lo",
+    "delta_hi",
+)
+INTERVAL_COLUMNS = ("model", "metric", "estimate", "lo", "hi", "n_valid", "n_skipped")
+
+
+@dataclass
+class EvaluationResult:
+    """Everything computed by :func:`evaluate_models`.
+
+    Attributes:
+        data: aligned predictions and outcomes.
+        comparison: one row per model, :data:`COMPARISON_COLUMNS` (+ oracle_c, gap_to_oracle).
+        intervals: long table :data:`INTERVAL_COLUMNS`, one row per model × metric.
+        calibration: model → calibration groups at ``calibration_time``.
+        harrell_samples: (M, B) bootstrap Harrell C, rows in ``data.models`` order.
+    """
+
+    data: EvalData
+    comparison: pd.DataFrame
+    intervals: pd.DataFrame
+    calibration: dict[str, pd.DataFrame] = field(default_factory=dict)
+    harrell_samples: np.ndarray | None = None
+
+
+def oracle_c(ground_truth: pd.DataFrame, data: EvalData) -> float:
+    """Harrell C of ``true_log_hazard`` on the evaluated patients (the ceiling of any model)."""
+    missing_cols = {"participant_id", "true_log_hazard"} - set(ground_truth.columns)
+    if missing_cols:
+        raise ValueError(f"ground truth: missing column(s) {sorted(missing_cols)}")
+    truth = ground_truth.set_index("participant_id")["true_log_hazard"]
+    absent = [p for p in data.participant_id if p not in truth.index]
+    if absent:
+        raise ValueError(
+            f"ground truth: {len(absent)} evaluated patient(s) have no true_log_hazard "
+            f"(e.g. {absent[:5]}); regenerate derivatives/ground_truth.tsv with the cohort."
+        )
+    return harrell_c(data.time, data.event, truth.loc[data.participant_id].to_numpy(float))
+
+
+def _interval_rows(
+    models: Sequence[str], metric: str, estimates: Sequence[float], samples: np.ndarray, level
+) -> list[dict]:
+    rows = []
+    for m, name in enumerate(models):
+        iv = bs.percentile_interval(estimates[m], samples[m], level, name=f"{name} {metric}")
+        rows.append({"model": name, "metric": metric, **iv.__dict__})
+    return rows
+
+
+def _loop_metric(
+    metric: Callable[..., float],
+    data: EvalData,
+    values: np.ndarray,
+    indices: np.ndarray,
+    *extra: object,
+) -> np.ndarray:
+    """(B',) ``metric(time, event, values, *extra)`` on each resample (``values`` axis 0 = n)."""
+    return bs.loop_bootstrap(
+        lambda i: safe_metric(metric, data.time[i], data.event[i], values[i], *extra), indices
+    )
+
+
+def _secondary_samples(
+    data: EvalData, indices: np.ndarray, auc_times: Sequence[float], grid: np.ndarray
+) -> dict[str, np.ndarray]:
+    """(M, B') bootstrap samples of AUC(t) and IBS by looping sksurv over resamples."""
+    out = {
+        f"auc_{t:g}": np.stack([_loop_metric(auc_at, data, r, indices, t) for r in data.risk])
+        for t in auc_times
+    }
+    times = data.surv_times[grid]
+    out["ibs"] = np.stack(
+        [_loop_metric(integrated_brier, data, s, indices, times) for s in data.surv[:, :, grid]]
+    )
+    return out
+
+
+def _delta_columns(
+    data: EvalData, harrell: pd.Series, samples: np.ndarray, reference: str, level: float
+) -> pd.DataFrame:
+    cols = ["delta_c_vs_transeprelap", "delta_lo", "delta_hi"]
+    if reference not in data.models:
+        logger.warning("reference model %r absent: no paired Δ C", reference)
+        return pd.DataFrame(np.nan, index=list(data.models), columns=cols)
+    ref = data.models.index(reference)
+    rows = []
+    for m, name in enumerate(data.models):
+        est = harrell[reference] - harrell[name]
+        iv = bs.paired_difference(samples[ref], samples[m], est, level)
+        rows.append((iv.estimate, iv.lo, iv.hi))
+    return pd.DataFrame(rows, index=list(data.models), columns=cols)
+
+
+def evaluate_models(
+    oof: pd.DataFrame,
+    clinical: pd.DataFrame,
+    ground_truth: pd.DataFrame | None = None,
+    *,
+    n_boot: int = 1000,
+    n_boot_secondary: int = 200,
+    seed: int = 0,
+    tau: float = 24.0,
+    auc_times: Sequence[float] = (12.0, 24.0),
+    ibs_range: tuple[float, float] = (3.0, 30.0),
+    calibration_time: float = 12.0,
+    n_groups: int = 5,
+    level: float = 0.95,
+    reference_model: str = "transeprelap",
+) -> EvaluationResult:
+    """Compute the comparison table, all intervals and calibration groups.
+
+    Harrell and Uno C (and the paired Δ Harrell C vs ``reference_model``) use ``n_boot``
+    resamples of the vectorised kernel; AUC(t) and IBS loop sksurv over the first
+    ``n_boot_secondary`` of the same resamples (0 = no intervals for them); ICI is a point
+    estimate only (one Cox fit per resample would be too slow). All models share resamples.
+    """
+    data = prepare_eval_data(oof, clinical, reference_model)
+    points = point_metrics(data, tau, auc_times, ibs_range)
+    indices = bs.resample_indices(len(data.time), n_boot, seed)
+    counts = bs.resample_counts(indices, len(data.time))
+    samples = {
+        "harrell_c": bs.harrell_c_bootstrap(data.time, data.event, data.risk, counts),
+        "uno_c": bs.uno_c_bootstrap(data.time, data.event, data.risk, counts, tau),
+    }
+    if n_boot_secondary > 0:
+        grid = ibs_grid(data.surv_times, ibs_range)
+        samples |= _secondary_samples(data, indices[:n_boot_secondary], auc_times, grid)
+    long_rows: list[dict] = []
+    for metric, s in samples.items():
+        long_rows += _interval_rows(data.models, metric, points[metric].tolist(), s, level)
+    intervals = pd.DataFrame(long_rows, columns=list(INTERVAL_COLUMNS))
+    ici_name = f"ici_{calibration_time:g}"
+    calibration, ici = {}, {}
+    for m, name in enumerate(data.models):
+        p = 1.0 - data.surv_at(m, calibration_time)
+        calibration[name] = calibration_by_group(
+            p, data.time, data.event, calibration_time, n_groups
+        )
+        ici[name] = integrated_calibration_index(p, data.time, data.event, calibration_time)
+    ici_series = pd.Series(ici, name=ici_name)
+    table = _assemble(
+        data, points, intervals, ici_series, samples["harrell_c"], level, reference_model
+    )
+    if ground_truth is not None:
+        table["oracle_c"] = oracle_c(ground_truth, data)
+        table["gap_to_oracle"] = table["oracle_c"] - table["harrell_c"]
+    return EvaluationResult(data, table, intervals, calibration, samples["harrell_c"])
+
+
+def _assemble(
+    data: EvalData,
+    points: pd.DataFrame,
+    intervals: pd.DataFrame,
+    ici: pd.Series,
+    harrell_samples: np.ndarray,
+    level: float,
+    reference_model: str,
+) -> pd.DataFrame:
+    wide = intervals.pivot(index="model", columns="metric", values=["lo", "hi"])
+    table = points.copy()
+    for metric in ("harrell_c", "uno_c"):
+        table[f"{metric}_lo"] = wide[("lo", metric)]
+        table[f"{metric}_hi"] = wide[("hi", metric)]
+    table[str(ici.name)] = ici
+    deltas = _delta_columns(data, points["harrell_c"], harrell_samples, reference_model, level)
+    table = table.join(deltas).loc[list(data.models)].reset_index()
+    auc_cols = [c for c in points.columns if c.startswith("auc_")]
+    order = [*COMPARISON_COLUMNS[:7], *auc_cols, "ibs", str(ici.name), *COMPARISON_COLUMNS[11:]]
+    return table[order]
+
+
+def comparison_table(
+    oof: pd.DataFrame,
+    clinical: pd.DataFrame,
+    ground_truth: pd.DataFrame | None = None,
+    **kwargs,
+) -> pd.DataFrame:
+    """One row per model (reference first), columns :data:`COMPARISON_COLUMNS` plus
+    ``oracle_c`` and ``gap_to_oracle`` when ``ground_truth`` is given. See
+    :func:`evaluate_models` for the keyword arguments."""
+    return evaluate_models(oof, clinical, ground_truth, **kwargs).comparison
+
+
+def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:
+    """GitHub-flavoured Markdown of ``table``; floats rounded to ``digits`` (no tabulate)."""
+
+    def fmt(v: object) -> str:
+        if isinstance(v, float | np.floating):
+            return "" if np.isnan(v) else f"{v:.{digits}f}"
+        return str(v)
+
+    header = [str(c) for c in table.columns]
+    body = [[fmt(v) for v in row] for row in table.itertuples(index=False)]
+    numeric = [pd.api.types.is_numeric_dtype(table[c]) for c in table.columns]
+    lines = ["| " + " | ".join(header) + " |"]
+    lines.append("|" + "|".join("---:" if n else ":---" for n in numeric) + "|")
+    lines += ["| " + " | ".join(r) + " |" for r in body]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,52 @@
+"""Nodes of ``feature_engineering``: validate parameters, call ``tle_kedro.features``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+
+from tle_kedro.data.image_tensors import ImageTensors
+from tle_kedro.features.clinical import (
+    ClinicalFeatureConfig,
+    ClinicalTokenizer,
+    check_clinical_columns,
+    make_clinical_recipe,
+)
+from tle_kedro.features.folds import CVConfig, make_cv_folds
+from tle_kedro.features.imaging import ImagingFeatureConfig, imaging_features
+
+
+def build_clinical_recipe(
+    clinical_validated: pd.DataFrame, params: dict[str, Any]
+) -> ColumnTransformer:
+    """Unfitted design-matrix recipe (modeling fits it inside each training fold)."""
+    config = ClinicalFeatureConfig.model_validate(params)
+    check_clinical_columns(clinical_validated, config)
+    return make_clinical_recipe(config)
+
+
+def build_clinical_tokenizer(
+    clinical_validated: pd.DataFrame, params: dict[str, Any]
+) -> ClinicalTokenizer:
+    """Unfitted clinical tokenizer for TransEpRelap (fitted inside each training fold)."""
+    config = ClinicalFeatureConfig.model_validate(params)
+    check_clinical_columns(clinical_validated, config)
+    return ClinicalTokenizer(config)
+
+
+def compute_imaging_features(
+    image_tensors: ImageTensors, clinical_validated: pd.DataFrame, params: dict[str, Any]
+) -> pd.DataFrame:
+    """Ipsi/contralateral PET and T1 features, one row per validated patient."""
+    config = ImagingFeatureConfig.model_validate(params)
+    return imaging_features(image_tensors, clinical_validated, config)
+
+
+def make_folds(clinical_validated: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """Patient-level outer folds stratified by recurrence, shared by every model."""
+    config = CVConfig.model_validate(params)
+    return make_cv_folds(
+        clinical_validated, n_splits=config.n_splits, n_repeats=config.n_repeats, seed=config.seed
+    )
