@@ -1,0 +1,1 @@
+"""Evaluation: metrics with intervals, comparison table, plots, clinical baseline table."""

@@ -1,0 +1,73 @@
+"""The evaluation pipeline end to end on synthetic out-of-fold predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+from matplotlib.figure import Figure
+
+from tests.evaluation import make_cohort, make_oof
+from tle_kedro.evaluation import COMPARISON_COLUMNS
+from tle_kedro.pipelines.evaluation.nodes import EvaluationParams, report_tables
+from tle_kedro.pipelines.evaluation.pipeline import create_pipeline
+
+PARAMS = {"n_boot": 50, "n_boot_secondary": 10, "seed": 1, "reference_model": "transeprelap"}
+
+
+def _run(ground_truth: pd.DataFrame) -> dict:
+    clinical, truth = make_cohort(120, seed=3)
+    oof = make_oof(truth)
+    catalog = DataCatalog(
+        {
+            "oof_predictions": MemoryDataset(oof),
+            "clinical_validated": MemoryDataset(clinical),
+            "ground_truth": MemoryDataset(ground_truth if ground_truth is not None else truth),
+            "params:evaluation": MemoryDataset(PARAMS),
+        }
+    )
+    pipeline = create_pipeline()
+    for name in pipeline.outputs():
+        catalog[name] = MemoryDataset()
+    SequentialRunner().run(pipeline, catalog)
+    return {name: catalog.load(name) for name in pipeline.outputs()}
+
+
+def test_pipeline_writes_tables_plots_and_metrics_with_oracle() -> None:
+    out = _run(ground_truth=None)
+    table = out["comparison_table"]
+    assert list(table.columns[: len(COMPARISON_COLUMNS)]) == list(COMPARISON_COLUMNS)
+    assert table["model"].iloc[0] == "transeprelap"
+    assert "oracle_c" in table.columns
+    assert (table["harrell_c_lo"] <= table["harrell_c"]).all()
+    assert (table["harrell_c"] <= table["harrell_c_hi"]).all()
+    assert out["comparison_table_md"].startswith("| model")
+    for name in ("c_index_forest_plot", "km_risk_groups_plot", "calibration_12m_plot"):
+        assert isinstance(out[name], Figure)
+    metrics = out["evaluation_metrics"]
+    assert metrics["transeprelap.harrell_c"]["value"] == pytest.approx(table.loc[0, "harrell_c"])
+    baseline = out["clinical_baseline_table"]
+    assert {"variable", "p_value"} <= set(baseline.columns)
+
+
+def test_real_cohort_without_ground_truth_has_no_oracle_column() -> None:
+    out = _run(ground_truth=pd.DataFrame())
+    assert "oracle_c" not in out["comparison_table"].columns
+
+
+def test_metrics_dict_skips_non_finite_values() -> None:
+    table = pd.DataFrame({"model": ["a"], "harrell_c": [0.7], "delta_lo": [np.nan]})
+
+    class _Result:
+        comparison = table
+        intervals = pd.DataFrame()
+
+    _, _, _, metrics = report_tables(_Result())  # type: ignore[arg-type]
+    assert metrics == {"a.harrell_c": {"value": 0.7, "step": 0}}
+
+
+def test_params_reject_unknown_keys_with_their_name() -> None:
+    with pytest.raises(ValueError, match="n_bootstrap"):
+        EvaluationParams(n_bootstrap=10)
