@@ -1,0 +1,269 @@
+"""Per-subject image preprocessing and the cohort loop that builds :class:`ImageTensors`.
+
+Per subject: load (canonical RAS, one frame, finite voxels) → T1 → MNI152 affine registration
+→ PET → T1 rigid registration (or PET → FDG-like template when the T1 is unusable) → one
+composed transform per modality → anti-aliased resampling onto the crop grid → intensity
+normalisation (T1: z-score or median/IQR inside the MNI brain mask; PET: ratio to the mean
+whole-brain uptake, so a global scanner scale has no effect). Nothing mirrors an image: the
+grid axis 0 always runs from MNI left (x < 0) to right.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+from tqdm.auto import tqdm
+
+from tle_kedro.data.exclusions import Reason, exclusion_row, exclusions_frame
+from tle_kedro.data.image_tensors import ImageTensors
+from tle_kedro.data.regions import crop_grid_affine
+from tle_kedro.transforms.cache import SubjectCache, SubjectResult, cache_key
+from tle_kedro.transforms.io import UnusableImageError, load_volume
+from tle_kedro.transforms.params import PreprocessingParams
+from tle_kedro.transforms.registration import (
+    chain,
+    downsample,
+    register,
+    resample_to_grid,
+    to_numpy,
+    to_sitk,
+)
+from tle_kedro.transforms.templates import Templates, mni_templates
+
+__all__ = ["ImageTensors", "preprocess_cohort", "preprocess_subject"]
+
+logger = logging.getLogger(__name__)
+
+# Below this fraction of the MNI brain inside an image's field of view after registration,
+# the registration (or the acquisition) is not trusted.
+MIN_BRAIN_COVERAGE = 0.5
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """The output grid (voxel → MNI mm, RAS) and the templates at registration resolution."""
+
+    affine: np.ndarray
+    shape: tuple[int, int, int]
+    templates: Templates
+
+    @classmethod
+    def from_params(cls, params: PreprocessingParams) -> _Grid:
+        return cls(
+            affine=crop_grid_affine(params.crop_box_mni, params.grid_shape),
+            shape=params.grid_shape,
+            templates=mni_templates(params.registration.resolution_mm),
+        )
+
+
+_Registered = tuple[sitk.Image, sitk.Transform]  # (image at registration resolution, MNI → it)
+
+
+def preprocess_subject(
+    t1_path: str | None, pet_path: str | None, params: PreprocessingParams
+) -> SubjectResult:
+    """Preprocess one subject's T1 and PET (either may be None = no file).
+
+    Returns:
+        ``volume`` (2, D, H, W) float32 on the crop grid, channel-wise ``has_t1``/``has_pet``,
+        and ``(reason, detail)`` for each modality that is missing or unusable.
+    """
+    grid = _Grid.from_params(params)
+    problems: list[tuple[str, str]] = []
+    t1 = _load("T1", t1_path, params, problems)
+    pet = _load("PET", pet_path, params, problems)
+    volume = np.zeros((2, *grid.shape), dtype=np.float32)
+    t1_registered: _Registered | None = None
+    if t1 is not None:
+        try:
+            t1_registered = _register_t1(t1, grid, params)
+            volume[0] = _t1_channel(t1, t1_registered, grid, params)
+        except (RuntimeError, UnusableImageError) as err:
+            problems.append(_problem("T1", err))
+            t1_registered = None
+    has_pet = False
+    if pet is not None:
+        try:
+            mni_to_pet = _register_pet(pet, t1_registered, grid, params)
+            volume[1] = _pet_channel(pet, mni_to_pet, grid)
+            has_pet = True
+        except (RuntimeError, UnusableImageError) as err:
+            problems.append(_problem("PET", err))
+    return SubjectResult(
+        volume=volume,
+        has_t1=t1_registered is not None,
+        has_pet=has_pet,
+        problems=tuple(problems),
+    )
+
+
+def _register_t1(t1: sitk.Image, grid: _Grid, params: PreprocessingParams) -> _Registered:
+    """T1 → MNI152 affine registration at low resolution."""
+    small = downsample(t1, params.registration.resolution_mm)
+    return small, register(grid.templates.t1, small, "affine", params.registration)
+
+
+def _register_pet(
+    pet: sitk.Image, t1: _Registered | None, grid: _Grid, params: PreprocessingParams
+) -> _Registered:
+    """PET → T1 (rigid) composed with T1 → MNI; PET → FDG-like template if no usable T1."""
+    small = downsample(pet, params.registration.resolution_mm)
+    if t1 is None:
+        return small, register(grid.templates.pet, small, "affine", params.registration)
+    t1_small, mni_to_t1 = t1
+    t1_to_pet = register(t1_small, small, "rigid", params.registration)
+    return small, chain(mni_to_t1, t1_to_pet)
+
+
+def _problem(modality: str, err: Exception) -> tuple[str, str]:
+    if isinstance(err, UnusableImageError):
+        return str(err.reason), f"{modality}: {err.detail}"
+    message = str(err).strip()
+    last_line = message.splitlines()[-1] if message else type(err).__name__
+    return str(Reason.REGISTRATION_FAILED), f"{modality}: registration failed ({last_line})"
+
+
+def _load(
+    modality: str, path: str | None, params: PreprocessingParams, problems: list[tuple[str, str]]
+) -> sitk.Image | None:
+    if path is None:
+        problems.append((str(Reason.MISSING_MODALITY), f"{modality}: no image file"))
+        return None
+    try:
+        data, affine = load_volume(path, params.max_nonfinite_fraction)
+    except UnusableImageError as err:
+        problems.append(_problem(modality, err))
+        return None
+    return to_sitk(data, affine)
+
+
+def _warp(image: sitk.Image, registered: _Registered, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Brain voxel values (for normalisation) and the crop (NaN outside the image).
+
+    Returns:
+        ``(brain_values, crop)``: (n,) float32 finite values inside the MNI brain mask at the
+        registration resolution; (D, H, W) float32 on the crop grid.
+    """
+    small, mni_to_image = registered
+    templates = grid.templates
+    reference = sitk.Resample(small, templates.t1, mni_to_image, sitk.sitkLinear, np.nan)
+    values = to_numpy(reference)[templates.brain]
+    coverage = float(np.isfinite(values).mean())
+    if coverage < MIN_BRAIN_COVERAGE:
+        raise UnusableImageError(
+            Reason.REGISTRATION_FAILED,
+            f"only {coverage:.0%} of the MNI brain lies inside the image after registration",
+        )
+    crop = resample_to_grid(image, mni_to_image, grid.affine, grid.shape)
+    return values[np.isfinite(values)], crop
+
+
+def _t1_channel(
+    t1: sitk.Image, registered: _Registered, grid: _Grid, params: PreprocessingParams
+) -> np.ndarray:
+    """T1 on the crop grid, z-scored (or median/IQR-scaled) inside the brain; 0 outside FOV."""
+    brain, crop = _warp(t1, registered, grid)
+    if params.t1_normalisation == "zscore":
+        centre, scale = float(brain.mean()), float(brain.std())
+    else:
+        q25, centre, q75 = (float(q) for q in np.percentile(brain, [25, 50, 75]))
+        scale = q75 - q25
+    if not scale > 0:
+        raise UnusableImageError(Reason.BLANK_IMAGE, "no intensity variation inside the brain")
+    return np.nan_to_num((crop - centre) / scale, nan=0.0).astype(np.float32)
+
+
+def _pet_channel(pet: sitk.Image, registered: _Registered, grid: _Grid) -> np.ndarray:
+    """PET on the crop grid as a ratio to the mean whole-brain uptake; 0 outside FOV."""
+    brain, crop = _warp(pet, registered, grid)
+    reference = float(brain.mean())
+    if not reference > 0:
+        raise UnusableImageError(Reason.BLANK_IMAGE, "mean uptake in the brain is not positive")
+    return np.nan_to_num(crop / reference, nan=0.0).astype(np.float32)
+
+
+def preprocess_cohort(
+    clinical: pd.DataFrame,
+    images: pd.DataFrame,
+    params: PreprocessingParams,
+) -> tuple[pd.DataFrame, pd.DataFrame, ImageTensors]:
+    """Preprocess every patient of the validated table (cached per subject).
+
+    Args:
+        clinical: validated rows (unique ``participant_id``).
+        images: ``RawCohort.images`` (``participant_id, t1_path, pet_path, subject_dir_exists``).
+        params: validated preprocessing parameters.
+    Returns:
+        ``(used, exclusions, tensors)``: ``clinical`` rows of patients with at least one usable
+        image plus ``has_t1``/``has_pet``, sorted by ``participant_id``; one exclusion row per
+        problem; their tensors (same order).
+    """
+    paths = images.drop_duplicates("participant_id").set_index("participant_id")
+    cache = SubjectCache(params.cache_dir)
+    previous_threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(params.num_threads)
+    rows: list[dict[str, str]] = []
+    results: dict[str, SubjectResult] = {}
+    try:
+        ids = clinical["participant_id"].tolist()
+        for pid in tqdm(ids, desc="preprocessing", unit="patient", disable=not params.progress_bar):
+            entry = paths.loc[pid] if pid in paths.index else None
+            result = _cached_subject(pid, entry, cache, params, rows)
+            if result is not None:
+                results[pid] = result
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(previous_threads)
+    logger.info("preprocessing cache: %d reused, %d computed", cache.hits, cache.misses)
+    tensors = _tensors(results, params)
+    used = clinical.merge(tensors.index, on="participant_id", how="inner", validate="one_to_one")
+    used = used.sort_values("participant_id", kind="stable").reset_index(drop=True)
+    return used, exclusions_frame(rows), tensors
+
+
+def _cached_subject(
+    pid: str,
+    entry: pd.Series | None,
+    cache: SubjectCache,
+    params: PreprocessingParams,
+    rows: list[dict[str, str]],
+) -> SubjectResult | None:
+    """One patient's result (cache first); appends its exclusion rows; None = no images."""
+    if entry is None or not bool(entry["subject_dir_exists"]):
+        rows.append(exclusion_row(pid, Reason.NO_IMAGES, f"no subject folder {pid}/"))
+        return None
+    t1_path, pet_path = (
+        None if pd.isna(entry[c]) else str(entry[c]) for c in ("t1_path", "pet_path")
+    )
+    key = cache_key(t1_path, pet_path, params.fingerprint())
+    result = cache.get(key)
+    if result is None:
+        result = preprocess_subject(t1_path, pet_path, params)
+        cache.put(key, result)
+    rows += [exclusion_row(pid, Reason(r), d) for r, d in result.problems]
+    if not (result.has_t1 or result.has_pet):
+        rows.append(exclusion_row(pid, Reason.NO_IMAGES, "no usable T1 or PET"))
+        return None
+    return result
+
+
+def _tensors(results: dict[str, SubjectResult], params: PreprocessingParams) -> ImageTensors:
+    """Stack results sorted by participant id (an empty cohort gives N = 0)."""
+    ids = sorted(results)
+    volumes = (
+        np.stack([results[pid].volume for pid in ids]).astype(np.float32, copy=False)
+        if ids
+        else np.zeros((0, 2, *params.grid_shape), dtype=np.float32)
+    )
+    index = pd.DataFrame(
+        {
+            "participant_id": pd.Series(ids, dtype=object),
+            "has_t1": pd.Series([results[pid].has_t1 for pid in ids], dtype=bool),
+            "has_pet": pd.Series([results[pid].has_pet for pid in ids], dtype=bool),
+        }
+    )
+    affine = crop_grid_affine(params.crop_box_mni, params.grid_shape)
+    return ImageTensors(volumes=volumes, index=index, affine=affine)

@@ -1,0 +1,73 @@
+"""Shared fixtures: a throw-away copy of the Kedro project to run real pipelines in."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DATA_LAYERS = (
+    "01_raw",
+    "02_intermediate",
+    "03_primary",
+    "04_feature",
+    "05_model_input",
+    "06_models",
+    "07_model_output",
+    "08_reporting",
+)
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def kedro_project(tmp_path: Path) -> Path:
+    """A copy of the project's configuration in ``tmp_path`` (the package stays installed).
+
+    Real ``kedro run``s in tests write their data layers and ``mlflow.db`` here, never into
+    the developer's project.
+    """
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
+    (root / "conf" / "local").mkdir(exist_ok=True)
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
+    shutil.copy(PROJECT_ROOT / ".telemetry", root / ".telemetry")
+    # Kedro insists on the source folder; the package itself is the installed one.
+    (root / "src").symlink_to(PROJECT_ROOT / "src", target_is_directory=True)
+    for layer in DATA_LAYERS:
+        (root / "data" / layer).mkdir(parents=True)
+    return root
+
+
+@pytest.fixture
+def run_kedro() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``kedro <args>`` in a project folder; fail with its output if it fails."""
+
+    def _run(
+        project: Path, *args: str, check: bool = True, timeout: float = 900
+    ) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "DO_NOT_TRACK": "1", "KEDRO_DISABLE_TELEMETRY": "1"}
+        kedro = Path(sys.executable).with_name("kedro")
+        proc = subprocess.run(
+            [str(kedro), *args],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            pytest.fail(
+                f"kedro {' '.join(args)} exited {proc.returncode}\n"
+                f"--- stdout ---\n{proc.stdout[-6000:]}\n--- stderr ---\n{proc.stderr[-6000:]}"
+            )
+        return proc
+
+    return _run

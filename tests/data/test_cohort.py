@@ -1,0 +1,102 @@
+"""Reading a cohort folder: table, sidecar, image paths, and the errors that stop a run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cohort_factory import BASE_ROW, write_test_cohort
+from tle_kedro.data.cohort import CohortError, read_cohort
+
+
+def _write_table(root: Path, text: str) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "participants.tsv").write_text(text)
+
+
+def _header() -> str:
+    return "\t".join(["participant_id", *BASE_ROW])
+
+
+def test_read_cohort_lists_existing_images_and_reads_strings(tmp_path: Path) -> None:
+    cohort = write_test_cohort(tmp_path / "c", 2, image_defects={1: {"pet": "missing"}})
+    (tmp_path / "c" / "participants.json").write_text(json.dumps({"sex": {"Levels": {}}}))
+    raw = read_cohort(tmp_path / "c")
+    assert list(raw.participants["participant_id"]) == cohort.ids
+    assert raw.participants["time_months"].map(type).eq(str).all()
+    assert raw.sidecar == {"sex": {"Levels": {}}}
+    images = raw.images.set_index("participant_id")
+    assert images.loc["sub-001", "t1_path"].endswith("sub-001/anat/sub-001_T1w.nii.gz")
+    assert images.loc["sub-001", "pet_path"].endswith("sub-001/pet/sub-001_trc-FDG_pet.nii.gz")
+    assert images.loc["sub-002", "pet_path"] is None
+    assert bool(images.loc["sub-002", "subject_dir_exists"])
+
+
+def test_na_markers_are_missing_values(tmp_path: Path) -> None:
+    values = dict(BASE_ROW, sex="n/a", hypoxia="NA", head_trauma="")
+    _write_table(tmp_path, _header() + "\n" + "\t".join(["sub-1", *values.values()]) + "\n")
+    table = read_cohort(tmp_path).participants
+    assert table[["sex", "hypoxia", "head_trauma"]].isna().all(axis=None)
+
+
+def test_invalid_ids_never_get_a_path(tmp_path: Path) -> None:
+    (tmp_path / "etc" / "anat").mkdir(parents=True)
+    (tmp_path / "etc" / "anat" / "etc_T1w.nii.gz").write_bytes(b"x")
+    rows = ["\t".join([pid, *BASE_ROW.values()]) for pid in ("../etc", "etc", "sub-9")]
+    _write_table(tmp_path, _header() + "\n" + "\n".join(rows) + "\n")
+    images = read_cohort(tmp_path).images
+    assert images["t1_path"].isna().all()
+    assert not images["subject_dir_exists"].any()
+
+
+def test_missing_subject_folder_is_flagged(tmp_path: Path) -> None:
+    write_test_cohort(tmp_path, 2, no_subject_dir={0})
+    images = read_cohort(tmp_path).images.set_index("participant_id")
+    assert not images.loc["sub-001", "subject_dir_exists"]
+    assert images.loc["sub-002", "subject_dir_exists"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "not found"),
+        ("", "is empty"),
+        ("\n  \n", "is empty"),
+        ("participant_id,sex,operative_side\nsub-1,M,L\n", "not tab-separated"),
+        ("participant_id;sex\nsub-1;M\n", "not tab-separated"),
+        ("participant_id\tsex\n", "no participant rows"),
+        ("participant_id\tsex\nsub-1\tM\tL\textra\n", "not a well-formed table"),
+    ],
+)
+def test_unusable_table_stops_with_one_clear_error(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    tmp_path.mkdir(exist_ok=True)
+    if content is not None:
+        _write_table(tmp_path, content)
+    with pytest.raises(CohortError, match=message) as err:
+        read_cohort(tmp_path)
+    assert "participants.tsv" in str(err.value)
+    assert "tab-separated" in str(err.value)  # every message says what the file must be
+
+
+def test_missing_cohort_folder_says_how_to_point_at_one(tmp_path: Path) -> None:
+    with pytest.raises(CohortError, match="cohort_dir"):
+        read_cohort(tmp_path / "nowhere")
+
+
+def test_broken_sidecar_is_an_error(tmp_path: Path) -> None:
+    write_test_cohort(tmp_path, 1)
+    (tmp_path / "participants.json").write_text("{not json")
+    with pytest.raises(CohortError, match="participants.json"):
+        read_cohort(tmp_path)
+
+
+def test_uncompressed_nifti_is_found(tmp_path: Path) -> None:
+    write_test_cohort(tmp_path, 1)
+    gz = tmp_path / "sub-001" / "anat" / "sub-001_T1w.nii.gz"
+    gz.rename(gz.with_name("sub-001_T1w.nii"))
+    images = read_cohort(tmp_path).images
+    assert images.loc[0, "t1_path"].endswith("sub-001_T1w.nii")

@@ -1,0 +1,96 @@
+"""The data_processing pipeline on a tiny factory cohort, through the real catalog entries."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from kedro.io import DataCatalog
+from kedro.runner import SequentialRunner
+
+from tests.cohort_factory import tiny_params, write_test_cohort
+from tle_kedro.data.cohort import CohortError
+from tle_kedro.data.exclusions import EXCLUSION_COLUMNS
+from tle_kedro.pipelines.data_processing import create_pipeline
+
+CONF = Path(__file__).resolve().parents[2] / "conf" / "base"
+
+
+def _catalog(tmp_path: Path, cohort: Path) -> DataCatalog:
+    """The real data_processing catalog under ``tmp_path``, reading ``cohort``."""
+    config = yaml.safe_load((CONF / "catalog_data_processing.yml").read_text())
+    for entry in config.values():
+        key = "filepath" if "filepath" in entry else "path"
+        entry[key] = str(tmp_path / entry[key])
+    config["raw_cohort"] = {
+        "type": "tle_kedro.datasets.bids.BIDSCohortDataset",
+        "path": str(cohort),
+    }
+    catalog = DataCatalog.from_config(config)
+    params = tiny_params(tmp_path / "cache").model_dump(mode="json")
+    catalog["params:preprocessing"] = params
+    return catalog
+
+
+def test_parameters_file_is_valid_and_matches_the_defaults() -> None:
+    from tle_kedro.transforms.params import PreprocessingParams, parse_preprocessing_params
+
+    params = yaml.safe_load((CONF / "parameters_data_processing.yml").read_text())
+    parsed = parse_preprocessing_params(params["preprocessing"])
+    assert parsed == PreprocessingParams()
+
+
+def test_pipeline_declares_its_contract() -> None:
+    pipeline = create_pipeline()
+    assert pipeline.inputs() == {"raw_cohort", "params:preprocessing"}
+    persisted = {"clinical_validated", "exclusions", "image_tensors"}
+    assert persisted <= pipeline.all_outputs()
+    assert set(yaml.safe_load((CONF / "catalog_data_processing.yml").read_text())) == persisted
+
+
+def test_pipeline_writes_table_report_and_tensors(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cohort = tmp_path / "cohort"
+    write_test_cohort(
+        cohort,
+        6,
+        table_edits={1: {"time_months": "0"}},
+        extra_columns={"scanner": "X"},
+        image_defects={2: {"pet": "truncated"}, 3: {"t1": "missing", "pet": "truncated"}},
+    )
+    catalog = _catalog(tmp_path, cohort)
+    with caplog.at_level(logging.INFO):
+        SequentialRunner().run(create_pipeline(), catalog)
+
+    table = pd.read_parquet(tmp_path / "data/02_intermediate/clinical_validated.parquet")
+    assert list(table["participant_id"]) == ["sub-001", "sub-003", "sub-005", "sub-006"]
+    assert table["has_pet"].tolist() == [True, False, True, True]
+    assert table["recurrence"].dtype == np.int64
+
+    report = pd.read_csv(tmp_path / "data/02_intermediate/exclusions.csv", keep_default_na=False)
+    assert list(report.columns) == EXCLUSION_COLUMNS
+    assert set(zip(report["participant_id"], report["reason"], strict=True)) == {
+        ("", "unknown_column"),
+        ("sub-002", "non_positive_time"),
+        ("sub-003", "unreadable_image"),
+        ("sub-004", "missing_modality"),
+        ("sub-004", "unreadable_image"),
+        ("sub-004", "no_images"),
+    }
+
+    tensors = catalog.load("image_tensors")
+    assert tensors.volumes.shape == (4, 2, 16, 12, 8)
+    assert list(tensors.index["participant_id"]) == list(table["participant_id"])
+    assert "6 read, 4 used, 2 excluded, 1 with a missing modality" in caplog.text
+
+
+def test_missing_required_column_stops_the_run(tmp_path: Path) -> None:
+    cohort = tmp_path / "cohort"
+    write_test_cohort(cohort, 2, drop_columns=["operative_side"])
+    with pytest.raises(CohortError, match="'operative_side'"):
+        SequentialRunner().run(create_pipeline(), _catalog(tmp_path, cohort))
