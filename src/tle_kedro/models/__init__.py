@@ -1,1 +1,18 @@
-"""models."""
+"""Neural survival models (plain torch): TransEpRelap, its baselines, Breslow survival."""
+
+from tle_kedro.models.batch import SurvivalBatch, collate, from_arrays
+from tle_kedro.models.factory import MODEL_KINDS, ModelConfig, ModelKind, build_model
+from tle_kedro.models.survival import BaselineHazard, breslow_baseline, survival_at
+
+__all__ = [
+    "MODEL_KINDS",
+    "BaselineHazard",
+    "ModelConfig",
+    "ModelKind",
+    "SurvivalBatch",
+    "breslow_baseline",
+    "build_model",
+    "collate",
+    "from_arrays",
+    "survival_at",
+]

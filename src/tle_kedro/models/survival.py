@@ -1,0 +1,87 @@
+"""From a Cox log-risk to survival curves: the Breslow baseline hazard (Breslow 1972).
+
+Fitted on a training fold's log-risks, outcomes and times; then
+``S(t | x) = exp(-H0(t) * exp(log_risk(x)))`` gives survival curves and P(recurrence by t).
+The fit is scikit-survival's ``BreslowEstimator``; evaluation is ours because sksurv's
+``StepFunction`` returns H0 at the first time for any earlier t (it should be 0) and refuses
+t after the last time (we hold the last value: no information past follow-up).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from sksurv.linear_model.coxph import BreslowEstimator
+
+
+class BaselineHazard(NamedTuple):
+    """Breslow cumulative baseline hazard, a right-continuous step function.
+
+    Attributes:
+        times: (K,) float64 sorted distinct times of the training data.
+        cumulative_hazard: (K,) float64 H0 at each of ``times`` (non-decreasing).
+    """
+
+    times: np.ndarray
+    cumulative_hazard: np.ndarray
+
+
+def breslow_baseline(log_risk: np.ndarray, time: np.ndarray, event: np.ndarray) -> BaselineHazard:
+    """Fit the Breslow cumulative baseline hazard for fixed log-risks.
+
+    ``H0(t) = sum over event times t_k <= t of d_k / sum_{j: t_j >= t_k} exp(log_risk_j)``.
+
+    Args:
+        log_risk: (N,) model log-risk on the training data.
+        time: (N,) float > 0; event: (N,) bool-like.
+    Returns:
+        ``BaselineHazard(times, cumulative_hazard)``; a 2-tuple.
+    """
+    lr = np.asarray(log_risk, dtype=np.float64).ravel()
+    t = np.asarray(time, dtype=np.float64).ravel()
+    e = np.asarray(event).astype(bool).ravel()
+    if not (lr.shape == t.shape == e.shape) or lr.size == 0:
+        raise ValueError(
+            f"breslow_baseline needs non-empty 1-D log_risk, time, event of equal length, got "
+            f"{lr.shape}, {t.shape}, {e.shape}"
+        )
+    if not (np.isfinite(lr).all() and np.isfinite(t).all()):
+        raise ValueError("breslow_baseline: log_risk and time must be finite (found NaN/inf)")
+    estimator = BreslowEstimator().fit(lr, e, t)
+    return BaselineHazard(
+        times=np.asarray(estimator.cum_baseline_hazard_.x, dtype=np.float64),
+        cumulative_hazard=np.asarray(estimator.cum_baseline_hazard_.y, dtype=np.float64),
+    )
+
+
+def cumulative_baseline_at(baseline: BaselineHazard, t: np.ndarray | float) -> np.ndarray:
+    """H0(t) for each t: 0 before the first time, held constant after the last.
+
+    Returns:
+        array of the shape of ``t`` (0-d for a scalar).
+    """
+    times, hazard = baseline
+    t_arr = np.asarray(t, dtype=np.float64)
+    pos = np.searchsorted(times, t_arr, side="right")  # number of times <= t
+    padded = np.concatenate([[0.0], np.asarray(hazard, dtype=np.float64)])
+    return padded[pos]
+
+
+def survival_at(
+    log_risk: np.ndarray, baseline: BaselineHazard, t: np.ndarray | float
+) -> np.ndarray:
+    """S(t | x) = exp(-H0(t) exp(log_risk)).
+
+    Args:
+        log_risk: (N,) log-risks of the patients to predict.
+        baseline: from :func:`breslow_baseline` on the training fold.
+        t: a time or (T,) times.
+    Returns:
+        (N,) for a scalar ``t``, else (N, T); P(recurrence by t) = 1 − S.
+    """
+    lr = np.asarray(log_risk, dtype=np.float64).ravel()
+    h0 = cumulative_baseline_at(baseline, t)  # () or (T,)
+    hazard = np.exp(lr)[:, None] * np.atleast_1d(h0)[None, :]  # (N, T)
+    surv = np.exp(-hazard)
+    return surv[:, 0] if np.ndim(t) == 0 else surv

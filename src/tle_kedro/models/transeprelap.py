@@ -1,0 +1,147 @@
+"""TransEpRelap: intra- then inter-modality attention over T1, PET and clinical tokens.
+
+Each image modality goes through its own 3D ResNet-18 into a grid of tokens (modality and
+3D position embeddings added); clinical variables become one token each. Self-attention runs
+first inside each modality, then jointly over all tokens plus a learned summary token whose
+output feeds the Cox risk head (LayerNorm → Linear → scalar log-risk).
+
+Missing data is removed from attention, never zero-filled into it: a missing, switched-off
+or dropped image modality and a missing clinical value are key-padding-masked. The summary
+token is always present, so no attention row is fully masked (no NaN); intra-modality
+attention runs only on the patients that have at least one token of that modality.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+from tle_kedro.models.batch import MODALITIES, SurvivalBatch
+from tle_kedro.models.encoders import ModalityEncoders, drop_modalities
+from tle_kedro.models.tokenizers import ClinicalTokenizer, ImageTokenizer
+
+if TYPE_CHECKING:
+    from tle_kedro.models.factory import ModelConfig
+
+
+def transformer_stack(config: ModelConfig, n_layers: int) -> nn.TransformerEncoder:
+    """``n_layers`` pre-norm Transformer encoder layers of width ``config.d_model``."""
+    layer = nn.TransformerEncoderLayer(
+        d_model=config.d_model,
+        nhead=config.n_heads,
+        dim_feedforward=config.ff_mult * config.d_model,
+        dropout=config.dropout,
+        activation="gelu",
+        batch_first=True,
+        norm_first=True,
+    )
+    return nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+
+
+def attend_present_rows(stack: nn.Module, tokens: Tensor, padding: Tensor) -> Tensor:
+    """Self-attention on the rows that have at least one unmasked token.
+
+    A fully masked row would make softmax produce NaN; such rows are passed through
+    unchanged (they are masked again downstream).
+
+    Args:
+        stack: a ``TransformerEncoder``.
+        tokens: (B, N, E); padding: (B, N) bool, True = masked.
+    Returns:
+        (B, N, E).
+    """
+    rows = (~padding).any(dim=1).nonzero().squeeze(1)  # (B_present,)
+    if rows.numel() == 0:
+        return tokens
+    out = stack(tokens[rows], src_key_padding_mask=padding[rows])
+    return tokens.index_copy(0, rows, out)
+
+
+class TransEpRelap(nn.Module):
+    """TransEpRelap survival model.
+
+    Args:
+        config: a ``ModelConfig`` (sizes, ablation switches, modality dropout).
+        n_numeric: number of numeric clinical variables.
+        cardinalities: number of categories of each categorical clinical variable.
+    """
+
+    def __init__(self, config: ModelConfig, n_numeric: int, cardinalities: Sequence[int]) -> None:
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        self.modalities = config.modalities
+        self.encoders: ModalityEncoders | None = None
+        self.image_tokenizers = nn.ModuleDict()
+        self.intra = nn.ModuleDict()
+        if self.modalities:
+            self.encoders = ModalityEncoders(self.modalities, **config.encoder_kwargs())
+            grid = self.encoders.token_grid(config.grid_shape)
+            for m in self.modalities:
+                self.image_tokenizers[m] = ImageTokenizer(self.encoders.out_channels, d, grid)
+        self.clinical: ClinicalTokenizer | None = None
+        if config.use_clinical and n_numeric + len(cardinalities) > 0:
+            self.clinical = ClinicalTokenizer(n_numeric, cardinalities, d)
+        if config.n_intra_layers > 0:
+            groups = list(self.modalities) + (["clinical"] if self.clinical else [])
+            for g in groups:
+                self.intra[g] = transformer_stack(config, config.n_intra_layers)
+        self.summary = nn.Parameter(torch.randn(1, 1, d) * 0.02)
+        self.inter = transformer_stack(config, config.n_inter_layers)
+        self.head = nn.Sequential(nn.LayerNorm(d), nn.Dropout(config.dropout), nn.Linear(d, 1))
+
+    def present_modalities(self, batch: SurvivalBatch) -> Tensor:
+        """(B, 2) bool: present, switched on and (in training) not dropped."""
+        on = torch.tensor([m in self.modalities for m in MODALITIES], device=batch.images.device)
+        present = batch.modality_mask & on
+        if self.training:
+            present = drop_modalities(present, self.config.modality_dropout, self.modalities)
+        return present
+
+    def _image_groups(self, batch: SurvivalBatch, present: Tensor) -> list[tuple[Tensor, Tensor]]:
+        if self.encoders is None:
+            return []
+        features = self.encoders(batch.images, present)  # {m: (B, N, C)}
+        groups = []
+        for m in self.modalities:
+            tokens = self.image_tokenizers[m](features[m])  # (B, N, d)
+            padding = ~present[:, MODALITIES.index(m)].unsqueeze(1).expand(-1, tokens.shape[1])
+            if m in self.intra:
+                tokens = attend_present_rows(self.intra[m], tokens, padding)
+            groups.append((tokens, padding))
+        return groups
+
+    def _clinical_group(self, batch: SurvivalBatch) -> list[tuple[Tensor, Tensor]]:
+        if self.clinical is None:
+            return []
+        tokens, missing = self.clinical(batch.clin_num, batch.clin_cat)  # (B, Nv, d), (B, Nv)
+        if "clinical" in self.intra:
+            tokens = attend_present_rows(self.intra["clinical"], tokens, missing)
+        if self.config.clinical_tokens == "pooled":
+            keep = (~missing).unsqueeze(-1).to(tokens.dtype)  # (B, Nv, 1)
+            count = keep.sum(dim=1)  # (B, 1)
+            tokens = ((tokens * keep).sum(dim=1) / count.clamp(min=1)).unsqueeze(1)  # (B, 1, d)
+            missing = (count == 0).reshape(-1, 1)  # (B, 1)
+        return [(tokens, missing)]
+
+    def forward(self, batch: SurvivalBatch) -> Tensor:
+        """batch → (B,) log-risk (higher = earlier recurrence)."""
+        if self.encoders is not None and batch.grid_shape != tuple(self.config.grid_shape):
+            raise ValueError(
+                f"images have grid {batch.grid_shape} but the model was built for "
+                f"grid_shape={tuple(self.config.grid_shape)}: set grid_shape in the model "
+                f"configuration to the image tensors' (D, H, W)"
+            )
+        b = batch.batch_size
+        present = self.present_modalities(batch)
+        groups = self._image_groups(batch, present) + self._clinical_group(batch)
+        summary = self.summary.expand(b, -1, -1)  # (B, 1, d)
+        no_pad = torch.zeros(b, 1, dtype=torch.bool, device=summary.device)
+        tokens = torch.cat([summary] + [t for t, _ in groups], dim=1)  # (B, 1 + N_all, d)
+        padding = torch.cat([no_pad] + [p for _, p in groups], dim=1)  # (B, 1 + N_all)
+        tokens = tokens.masked_fill(padding.unsqueeze(-1), 0.0)
+        tokens = self.inter(tokens, src_key_padding_mask=padding)
+        return self.head(tokens[:, 0]).squeeze(-1)

@@ -1,0 +1,1 @@
+"""Modeling: TransEpRelap, its ablations and the baselines in cross-validation."""

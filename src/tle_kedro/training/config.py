@@ -1,0 +1,151 @@
+"""Typed, validated parameters of training, classical baselines and Optuna tuning.
+
+Validated once at the node boundary (``parameters_modeling.yml``); every knob has a CPU-friendly
+default so the YAML only needs what differs. Errors name the offending key.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tle_kedro.transforms.augment import AugmentConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainConfig(_Strict):
+    """One fit of a neural survival model (shared by every neural model and ablation).
+
+    ``batch_size=None`` trains on the whole training fold per step (220 small crops fit);
+    otherwise the batch sampler puts at least one event in every batch.
+    ``early_stopping_patience=None`` trains every epoch but still restores the best epoch
+    (by inner-validation Harrell C); ``inner_val_fraction=0`` disables the inner split (no
+    early stopping, the last epoch is kept).
+    """
+
+    epochs: int = Field(50, ge=1, le=10_000)
+    lr: float = Field(1e-3, gt=0, le=1.0)
+    weight_decay: float = Field(1e-2, ge=0)
+    warmup_epochs: int = Field(3, ge=0)
+    batch_size: int | None = Field(None, ge=2)
+    eval_batch_size: int = Field(64, ge=1)
+    early_stopping_patience: int | None = Field(10, ge=1)
+    inner_val_fraction: float = Field(0.2, ge=0, le=0.5)
+    seed: int = 42
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True
+    grad_clip: float | None = Field(1.0, gt=0)
+    augment: AugmentConfig = AugmentConfig.model_validate({})
+    progress: bool = True
+
+    @model_validator(mode="after")
+    def _warmup_shorter_than_training(self) -> TrainConfig:
+        if self.warmup_epochs >= self.epochs and self.epochs > 1:
+            raise ValueError(
+                f"warmup_epochs ({self.warmup_epochs}) must be smaller than epochs "
+                f"({self.epochs}): lower warmup_epochs or raise epochs"
+            )
+        return self
+
+
+class ClassicalConfig(_Strict):
+    """Classical baselines: Cox PH (ridge ``penalizer``) and random survival forest."""
+
+    cox_penalizer: float = Field(0.1, ge=0)
+    rsf_n_estimators: int = Field(200, ge=1)
+    rsf_min_samples_leaf: int = Field(10, ge=1)
+    rsf_max_features: float | Literal["sqrt", "log2"] | None = "sqrt"
+    rsf_n_jobs: int = Field(1, ge=1, le=4)
+    seed: int = 42
+
+
+class ParamRange(_Strict):
+    """Search range of one hyperparameter: ``low``/``high`` (``log`` scale) or ``choices``."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ParamRange:
+        if self.choices is not None:
+            if self.low is not None or self.high is not None:
+                raise ValueError("give either choices or low/high, not both")
+            if not self.choices:
+                raise ValueError("choices must not be empty")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("a range needs both low and high (or a list of choices)")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got {self.low}")
+        return self
+
+
+def _default_space() -> dict[str, ParamRange]:
+    return {
+        "train.lr": ParamRange(low=3e-4, high=3e-3, log=True),
+        "train.weight_decay": ParamRange(low=1e-4, high=1e-1, log=True),
+        "model.n_intra_layers": ParamRange(choices=[1, 2]),
+        "model.n_inter_layers": ParamRange(choices=[1, 2]),
+        "model.n_heads": ParamRange(choices=[2, 4]),
+        "model.d_model": ParamRange(choices=[32, 64]),
+        "model.dropout": ParamRange(low=0.0, high=0.3),
+        "model.modality_dropout": ParamRange(low=0.0, high=0.4),
+        "train.augment.strength": ParamRange(low=0.5, high=1.5),
+    }
+
+
+class TuningConfig(_Strict):
+    """Optuna study of one neural model, run inside a training fold (nested CV).
+
+    ``search_space`` maps a dotted path into the configurations to a range: ``train.<field>``
+    (``TrainConfig``, e.g. ``train.lr``, ``train.augment.<field>``) or ``model.<field>``
+    (the model's config). ``n_trials`` is per call: re-running the same study adds that many
+    trials (an interrupted study resumes where it stopped). ``storage`` is any SQLAlchemy URL;
+    a server-backed one (PostgreSQL/MySQL) lets several worker processes share a study.
+    """
+
+    enabled: bool = True
+    n_trials: int = Field(4, ge=1)
+    timeout_s: float | None = Field(None, gt=0)
+    epochs: int | None = Field(None, ge=1)
+    storage: str = "sqlite:///data/06_models/optuna.db"
+    study_name: str = Field("transeprelap", min_length=1)
+    seed: int = 42
+    pruner_startup_trials: int = Field(2, ge=0)
+    pruner_warmup_epochs: int = Field(5, ge=0)
+    heartbeat_interval_s: int | None = Field(None, ge=1)
+    mlflow_nested_runs: bool = True
+    search_space: dict[str, ParamRange] = Field(default_factory=_default_space)
+
+    @model_validator(mode="after")
+    def _paths_have_known_roots(self) -> TuningConfig:
+        bad = [k for k in self.search_space if k.split(".")[0] not in {"train", "model"}]
+        if bad or any(k.count(".") < 1 for k in self.search_space):
+            raise ValueError(
+                f"search_space keys must start with 'train.' or 'model.', got {sorted(bad)}"
+            )
+        return self
+
+
+def parse_section(model: type[_Strict], raw: dict[str, Any] | None, where: str) -> Any:
+    """Validate ``raw`` as ``model``; a ``ValueError`` names the section and every bad key."""
+    try:
+        return model.model_validate(raw or {})
+    except ValidationError as exc:
+        lines = [
+            f"  {where}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ValueError(
+            f"invalid parameters in '{where}' (conf/base/parameters_modeling.yml):\n"
+            + "\n".join(lines)
+        ) from None

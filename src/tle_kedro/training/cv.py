@@ -1,0 +1,361 @@
+"""Cross-validation of every comparison model on the same folds, giving out-of-fold predictions.
+
+For each repeat and outer fold, every model is fitted on the training patients only: the
+clinical recipe, the imaging imputer, the tokenizer, the Breslow baseline and (for tuned
+models) the Optuna study all see the training fold and nothing else. The test fold is only
+predicted. A caller (a Kedro node) hooks per-fold logging through ``on_fold_end``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time as _time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from tle_kedro.data.image_tensors import ImageTensors
+from tle_kedro.features.clinical import fit_transform_fold
+from tle_kedro.models.classical import (
+    FittedClassicalModel,
+    SurvivalPrediction,
+    combine,
+    fit_cox_clinical,
+    fit_rsf,
+)
+from tle_kedro.training.config import ClassicalConfig, TrainConfig, TuningConfig
+from tle_kedro.training.data import make_survival_arrays, outcome_arrays, rows_for
+from tle_kedro.training.fit import FittedNeuralModel, fit_neural_model, harrell_c_index
+from tle_kedro.training.tuning import (
+    apply_params,
+    final_study_name,
+    fold_study_name,
+    tune_hyperparameters,
+)
+
+logger = logging.getLogger(__name__)
+
+Family = Literal["cox_clinical", "cox_clinical_imaging", "rsf_clinical_imaging", "neural"]
+OOF_COLUMNS = ["participant_id", "model", "repeat", "fold", "risk", "surv_12", "surv_24"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of the comparison.
+
+    Attributes:
+        name: output name (``cox_clinical``, ``transeprelap_no_pet``, ...).
+        family: a classical baseline, or ``neural`` (built by ``models.factory.build_model``).
+        kind, model_config, train_config: for neural models (ablations differ by config).
+        tune_with: name of the spec whose per-fold Optuna study sets this model's
+            hyperparameters (itself for TransEpRelap; its ablations reuse that fold's study),
+            or None for no tuning.
+    """
+
+    name: str
+    family: Family
+    kind: str | None = None
+    model_config: Any = None
+    train_config: TrainConfig | None = None
+    tune_with: str | None = None
+
+
+@dataclass(frozen=True)
+class CVData:
+    """Inputs shared by every fold: tables, tensors and UNFITTED preprocessing objects.
+
+    Attributes:
+        clinical: ``clinical_validated`` (``participant_id``, contract columns).
+        folds: ``cv_folds`` (``participant_id, repeat, fold``).
+        image_tensors: needed by neural models.
+        imaging_features: ``participant_id`` + float features; needed by ``*_imaging``.
+        recipe: unfitted clinical ``ColumnTransformer``; needed by classical models.
+        tokenizer: unfitted ``ClinicalTokenizer``; needed by neural models.
+    """
+
+    clinical: pd.DataFrame
+    folds: pd.DataFrame
+    image_tensors: ImageTensors | None = None
+    imaging_features: pd.DataFrame | None = None
+    recipe: Any = None
+    tokenizer: Any = None
+
+
+@dataclass(frozen=True)
+class FoldReport:
+    """What the per-fold hook receives (no patient identifiers: safe to log to MLflow)."""
+
+    model: str
+    repeat: int
+    fold: int
+    history: list[dict[str, float]]
+    metrics: dict[str, float]
+    params: dict[str, Any]
+
+
+@dataclass
+class CVResult:
+    """Out-of-fold predictions (long format), per-fold metrics and optionally the models."""
+
+    oof: pd.DataFrame
+    fold_metrics: pd.DataFrame
+    models: dict[tuple[str, int, int], Any] = field(default_factory=dict)
+    tuned_params: dict[tuple[str, int, int], dict[str, Any]] = field(default_factory=dict)
+
+
+def check_folds(folds: pd.DataFrame, clinical: pd.DataFrame) -> None:
+    """Raise ValueError unless every repeat assigns every clinical patient to exactly one fold."""
+    missing = {"participant_id", "repeat", "fold"} - set(folds.columns)
+    if missing:
+        raise ValueError(f"cv_folds lacks columns {sorted(missing)}")
+    if folds.duplicated(["participant_id", "repeat"]).any():
+        raise ValueError("cv_folds: a patient appears twice in one repeat")
+    patients = set(clinical["participant_id"])
+    for repeat, part in folds.groupby("repeat"):
+        ids = set(part["participant_id"])
+        if ids != patients:
+            raise ValueError(
+                f"cv_folds repeat {repeat}: {len(ids - patients)} ids not in the clinical table "
+                f"(e.g. {sorted(ids - patients)[:5]}), {len(patients - ids)} clinical patients "
+                f"without a fold (e.g. {sorted(patients - ids)[:5]}); recompute the folds from "
+                "clinical_validated"
+            )
+
+
+def _check_specs(specs: Sequence[ModelSpec], data: CVData) -> None:
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"model names must be unique, got {names}")
+    for s in specs:
+        needs = {
+            "cox_clinical": ["recipe"],
+            "cox_clinical_imaging": ["recipe", "imaging_features"],
+            "rsf_clinical_imaging": ["recipe", "imaging_features"],
+            "neural": ["image_tensors", "tokenizer"],
+        }[s.family]
+        absent = [n for n in needs if getattr(data, n) is None]
+        if absent:
+            raise ValueError(f"model {s.name!r} ({s.family}) needs CVData fields {absent}")
+        if s.family == "neural" and (s.kind is None or s.train_config is None):
+            raise ValueError(f"neural model {s.name!r} needs kind and train_config")
+        if s.tune_with is not None and s.tune_with not in names:
+            raise ValueError(f"model {s.name!r}: tune_with={s.tune_with!r} is not a model name")
+
+
+def _imaging_matrix(features: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:
+    rows = rows_for(features, ids, "imaging_features")
+    return rows.drop(columns=["participant_id"]).select_dtypes("number").astype(np.float64)
+
+
+def fit_classical(
+    spec: ModelSpec,
+    train_ids: Sequence[str],
+    test_ids: Sequence[str],
+    data: CVData,
+    config: ClassicalConfig,
+) -> tuple[FittedClassicalModel, SurvivalPrediction]:
+    """Fit a classical baseline on ``train_ids`` (recipe fitted there too); predict ``test_ids``."""
+    train_df = rows_for(data.clinical, train_ids, "clinical table")
+    test_df = rows_for(data.clinical, test_ids, "clinical table")
+    time, event = outcome_arrays(train_df)
+    x_train, x_test = fit_transform_fold(data.recipe, train_df, test_df)
+    if spec.family != "cox_clinical":
+        assert data.imaging_features is not None
+        x_train = combine(x_train, _imaging_matrix(data.imaging_features, train_ids))
+        x_test = combine(x_test, _imaging_matrix(data.imaging_features, test_ids))
+    if spec.family == "rsf_clinical_imaging":
+        model = fit_rsf(
+            x_train,
+            time,
+            event,
+            config.rsf_n_estimators,
+            config.rsf_min_samples_leaf,
+            config.rsf_max_features,
+            config.seed,
+            config.rsf_n_jobs,
+            name=spec.name,
+        )
+    else:
+        model = fit_cox_clinical(x_train, time, event, config.cox_penalizer, name=spec.name)
+    return model, model.predict(x_test)
+
+
+def _fit_fold(
+    spec: ModelSpec,
+    specs: Sequence[ModelSpec],
+    split: tuple[int, int, list[str], list[str]],
+    data: CVData,
+    classical: ClassicalConfig,
+    tuning: TuningConfig | None,
+    tuned: dict[str, dict[str, Any]],
+) -> tuple[Any, SurvivalPrediction, list[dict[str, float]], dict[str, Any]]:
+    repeat, fold, train_ids, test_ids = split
+    if spec.family != "neural":
+        model, pred = fit_classical(spec, train_ids, test_ids, data, classical)
+        return model, pred, [], {}
+    assert data.image_tensors is not None and spec.train_config is not None
+    model_cfg, train_cfg, params = spec.model_config, spec.train_config, {}
+    if spec.tune_with is not None and tuning is not None and tuning.enabled:
+        if spec.tune_with not in tuned:
+            lead = next(s for s in specs if s.name == spec.tune_with)
+            result = tune_hyperparameters(
+                lead.kind or "",
+                lead.model_config,
+                lead.train_config or train_cfg,
+                train_ids,
+                data.image_tensors,
+                data.clinical,
+                data.tokenizer,
+                tuning,
+                study_name=fold_study_name(tuning.study_name, repeat, fold),
+            )
+            tuned[spec.tune_with] = result.params
+        params = tuned[spec.tune_with]
+        model_cfg, train_cfg = apply_params(model_cfg, train_cfg, params)
+    fitted = fit_neural_model(
+        spec.kind or "",
+        model_cfg,
+        train_cfg,
+        train_ids,
+        data.image_tensors,
+        data.clinical,
+        data.tokenizer,
+        desc=f"{spec.name} r{repeat} f{fold}",
+    )
+    test = make_survival_arrays(
+        test_ids, data.image_tensors, fitted.tokenizer, data.clinical, with_outcome=False
+    )
+    return fitted, fitted.predict(test), fitted.history, params
+
+
+def _fold_metrics(
+    pred: SurvivalPrediction,
+    test_df: pd.DataFrame,
+    n_train: int,
+    seconds: float,
+    history: list[dict[str, float]],
+) -> dict[str, float]:
+    time, event = outcome_arrays(test_df)
+    metrics = {
+        "test_harrell_c": harrell_c_index(pred.risk, time, event),
+        "n_train": float(n_train),
+        "n_test": float(len(test_df)),
+        "n_test_events": float(event.sum()),
+        "fit_seconds": seconds,
+    }
+    if history:
+        val_c = [h["val_c"] for h in history if not math.isnan(h["val_c"])]
+        metrics["epochs_run"] = float(len(history))
+        metrics["best_val_c"] = max(val_c) if val_c else math.nan
+    return metrics
+
+
+def run_cross_validation(
+    specs: Sequence[ModelSpec],
+    data: CVData,
+    classical: ClassicalConfig | None = None,
+    tuning: TuningConfig | None = None,
+    on_fold_end: Callable[[FoldReport], None] | None = None,
+    keep_models: bool = False,
+) -> CVResult:
+    """Fit every model of ``specs`` on every (repeat, fold) of ``data.folds``.
+
+    Returns:
+        ``CVResult.oof``: one row per patient × model × repeat with columns
+        ``participant_id, model, repeat, fold, risk, surv_12, surv_24`` (fold = the outer
+        fold where the patient was tested); ``fold_metrics``: one row per model × repeat ×
+        fold; ``models`` (only when ``keep_models``); ``tuned_params`` per model and fold.
+    """
+    check_folds(data.folds, data.clinical)
+    _check_specs(specs, data)
+    classical = classical or ClassicalConfig.model_validate({})
+    rows: list[pd.DataFrame] = []
+    metric_rows: list[dict[str, Any]] = []
+    result = CVResult(oof=pd.DataFrame(), fold_metrics=pd.DataFrame())
+    for (repeat, fold), test_part in data.folds.groupby(["repeat", "fold"], sort=True):
+        in_repeat = data.folds[data.folds["repeat"] == repeat]
+        test_ids = sorted(test_part["participant_id"])
+        train_ids = sorted(set(in_repeat["participant_id"]) - set(test_ids))
+        split = (int(repeat), int(fold), train_ids, test_ids)
+        tuned: dict[str, dict[str, Any]] = {}
+        for spec in specs:
+            start = _time.perf_counter()
+            model, pred, history, params = _fit_fold(
+                spec, specs, split, data, classical, tuning, tuned
+            )
+            seconds = _time.perf_counter() - start
+            rows.append(_oof_frame(spec.name, split, pred))
+            test_df = rows_for(data.clinical, test_ids, "clinical table")
+            metrics = _fold_metrics(pred, test_df, len(train_ids), seconds, history)
+            logger.info("%s r%d f%d: %s", spec.name, repeat, fold, metrics)
+            metric_rows.append({"model": spec.name, "repeat": repeat, "fold": fold, **metrics})
+            result.tuned_params[(spec.name, int(repeat), int(fold))] = params
+            if keep_models:
+                result.models[(spec.name, int(repeat), int(fold))] = model
+            if on_fold_end is not None:
+                on_fold_end(FoldReport(spec.name, int(repeat), int(fold), history, metrics, params))
+    result.oof = pd.concat(rows, ignore_index=True)[OOF_COLUMNS]
+    result.fold_metrics = pd.DataFrame(metric_rows)
+    return result
+
+
+def _oof_frame(
+    name: str, split: tuple[int, int, list[str], list[str]], pred: SurvivalPrediction
+) -> pd.DataFrame:
+    repeat, fold, _, test_ids = split
+    return pd.DataFrame(
+        {
+            "participant_id": test_ids,
+            "model": name,
+            "repeat": repeat,
+            "fold": fold,
+            "risk": pred.risk,
+            "surv_12": pred.surv_12,
+            "surv_24": pred.surv_24,
+        }
+    )
+
+
+def fit_final_model(
+    spec: ModelSpec, data: CVData, tuning: TuningConfig | None = None
+) -> tuple[FittedNeuralModel, dict[str, Any]]:
+    """Refit a neural ``spec`` on every patient of ``data.clinical`` (the registered model).
+
+    When ``spec.tune_with`` is set and tuning is enabled, its hyperparameters come from a
+    study on all patients (``<study>-final``), never from an outer-fold study.
+
+    Returns:
+        (fitted model, tuned parameters or ``{}``).
+    """
+    _check_specs([replace(spec, tune_with=None)], data)
+    assert data.image_tensors is not None and spec.train_config is not None
+    ids = sorted(data.clinical["participant_id"])
+    model_cfg, train_cfg, params = spec.model_config, spec.train_config, {}
+    if spec.tune_with is not None and tuning is not None and tuning.enabled:
+        result = tune_hyperparameters(
+            spec.kind or "",
+            model_cfg,
+            train_cfg,
+            ids,
+            data.image_tensors,
+            data.clinical,
+            data.tokenizer,
+            tuning,
+            study_name=final_study_name(tuning.study_name),
+        )
+        model_cfg, train_cfg, params = result.model_config, result.train_config, result.params
+    fitted = fit_neural_model(
+        spec.kind or "",
+        model_cfg,
+        train_cfg,
+        ids,
+        data.image_tensors,
+        data.clinical,
+        data.tokenizer,
+        desc=f"{spec.name} final",
+    )
+    return fitted, params

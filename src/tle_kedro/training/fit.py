@@ -1,0 +1,356 @@
+"""One fit loop for every neural survival model (TransEpRelap, its ablations, the baselines).
+
+AdamW with linear warmup then cosine decay (per step), Cox partial likelihood (Efron ties),
+augmentation in training only (a left-right flip swaps the operative-side code), early stopping
+on an inner validation split of the training fold (Harrell C), best-checkpoint restore, and a
+Breslow baseline fitted on the whole training fold afterwards.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time as _time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import train_test_split
+from tqdm.auto import tqdm
+
+from tle_kedro.data.image_tensors import ImageTensors
+from tle_kedro.losses.cox import cox_partial_likelihood
+from tle_kedro.models.batch import SurvivalBatch
+from tle_kedro.models.classical import SURVIVAL_TIMES, SurvivalPrediction
+from tle_kedro.models.factory import build_model
+from tle_kedro.models.survival import BaselineHazard, breslow_baseline, survival_at
+from tle_kedro.training.config import TrainConfig
+from tle_kedro.training.data import (
+    EventBatchSampler,
+    SurvivalArrays,
+    make_survival_arrays,
+    outcome_arrays,
+    rows_for,
+)
+from tle_kedro.training.device import DeviceSetup, eval_mode, resolve_device
+from tle_kedro.transforms.augment import augment_batch, swap_side_codes
+
+logger = logging.getLogger(__name__)
+
+EpochCallback = Callable[[int, float], bool | None]
+
+
+def harrell_c_index(risk: np.ndarray, time: np.ndarray, event: np.ndarray) -> float:
+    """Harrell's C (Harrell 1996): share of comparable pairs ordered by risk (ties count 1/2).
+
+    A pair (i, j) is comparable when ``event[i]`` and ``time[i] < time[j]``; inputs (n,).
+    O(n^2) memory, fine for validation sets; NaN when no pair is comparable. Hand-written so
+    the per-epoch check needs no scikit-survival exception handling (agrees with sksurv).
+    """
+    r, t, e = (np.asarray(a, dtype=np.float64).ravel() for a in (risk, time, event))
+    comparable = (e[:, None] > 0) & (t[:, None] < t[None, :])  # (n, n)
+    n_pairs = comparable.sum()
+    if n_pairs == 0:
+        return math.nan
+    diff = r[:, None] - r[None, :]
+    score = np.where(np.abs(diff) <= 1e-8, 0.5, (diff > 0).astype(np.float64))
+    return float((score * comparable).sum() / n_pairs)
+
+
+@dataclass
+class FittedNeuralModel:
+    """A trained neural survival model with everything needed to predict new patients.
+
+    ``model`` is on CPU in eval mode; ``tokenizer`` and ``baseline`` were fitted on the
+    training fold only. Picklable (the module is moved to CPU before pickling).
+    """
+
+    kind: str
+    model_config: Any
+    train_config: TrainConfig
+    model: torch.nn.Module
+    tokenizer: Any
+    baseline: BaselineHazard
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["model"] = self.model.to("cpu").eval()
+        return state
+
+    def arrays(
+        self, participant_ids: Sequence[str], image_tensors: ImageTensors, table: pd.DataFrame
+    ) -> SurvivalArrays:
+        """Tensors of new patients, tokenized with the training-fold tokenizer (no outcome)."""
+        return make_survival_arrays(
+            participant_ids, image_tensors, self.tokenizer, table, with_outcome=False
+        )
+
+    def log_risk(
+        self, data: SurvivalBatch | SurvivalArrays, device: DeviceSetup | None = None
+    ) -> np.ndarray:
+        """(N,) float64 log-risk (higher = earlier recurrence)."""
+        setup = device or resolve_device("cpu")
+        return predict_log_risk(self.model, data, setup, self.train_config.eval_batch_size)
+
+    def predict(
+        self, data: SurvivalBatch | SurvivalArrays, device: DeviceSetup | None = None
+    ) -> SurvivalPrediction:
+        """Risk, S(12 months | x) and S(24 months | x), each (N,) float64."""
+        risk = self.log_risk(data, device)
+        surv = survival_at(risk, self.baseline, np.asarray(SURVIVAL_TIMES))  # (N, 2)
+        return SurvivalPrediction(risk=risk, surv_12=surv[:, 0], surv_24=surv[:, 1])
+
+
+def predict_log_risk(
+    model: torch.nn.Module,
+    data: SurvivalBatch | SurvivalArrays,
+    setup: DeviceSetup,
+    chunk: int = 64,
+) -> np.ndarray:
+    """Eval-mode forward pass over ``data`` in chunks; (N,) float64 log-risk."""
+    batches = [data] if isinstance(data, SurvivalBatch) else list(data.chunks(chunk))
+    model.to(setup.device)
+    out = []
+    with eval_mode(model):
+        for batch in batches:
+            b = _to_device(batch, setup)
+            with setup.autocast():
+                out.append(model(b).float().reshape(-1).cpu())
+    return torch.cat(out).double().numpy()
+
+
+def _to_device(batch: SurvivalBatch, setup: DeviceSetup) -> SurvivalBatch:
+    return batch.to(setup.device, non_blocking=True).with_images(
+        setup.images_to_device(batch.images)
+    )
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """LR multiplier: linear warmup from 1/(w+1) to 1 over ``warmup_steps``, then cosine to 0."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / (warmup_steps + 1)
+        span = max(1, total_steps - warmup_steps)
+        progress = min(1.0, (step - warmup_steps) / span)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def inner_split(
+    train_ids: Sequence[str], event: np.ndarray, fraction: float, seed: int
+) -> tuple[list[str], list[str]]:
+    """Stratified (by event) split of a training fold into (fit ids, validation ids)."""
+    ids = list(train_ids)
+    if fraction <= 0:
+        return ids, []
+    n_val = max(2, round(fraction * len(ids)))
+    stratify = event if min(event.sum(), (~event).sum()) >= 2 else None
+    fit_ids, val_ids = train_test_split(
+        ids, test_size=n_val, stratify=stratify, random_state=seed, shuffle=True
+    )
+    return list(fit_ids), list(val_ids)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch and numpy global RNGs (model init, dropout); return a seeded generator."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    return torch.Generator().manual_seed(seed)
+
+
+@dataclass
+class _Loop:
+    """Mutable state of one fit (kept apart so each step is a small function)."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    setup: DeviceSetup
+    config: TrainConfig
+    side_index: int | None
+    generator: torch.Generator
+
+
+def _train_epoch(loop: _Loop, data: SurvivalArrays, sampler: EventBatchSampler) -> float:
+    """One pass over ``data``; mean Cox loss over batches."""
+    loop.model.train()
+    losses = []
+    for index in sampler:
+        batch = data.batch(index)
+        # augment_batch takes a seed: draw it from the fit's generator (deterministic runs).
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=loop.generator))
+        images, flipped = augment_batch(
+            batch.images, batch.modality_mask, loop.config.augment, seed
+        )
+        batch = batch.with_images(images)
+        if loop.side_index is not None:
+            batch = batch.with_clin_cat(swap_side_codes(batch.clin_cat, loop.side_index, flipped))
+        b = _to_device(batch, loop.setup)
+        loop.optimizer.zero_grad(set_to_none=True)
+        with loop.setup.autocast():
+            log_risk = loop.model(b)
+        assert b.event is not None and b.time is not None, "training batches carry outcomes"
+        loss = cox_partial_likelihood(log_risk.float().reshape(-1), b.event, b.time)
+        loop.scaler.scale(loss).backward()
+        if loop.config.grad_clip is not None:
+            loop.scaler.unscale_(loop.optimizer)
+            torch.nn.utils.clip_grad_norm_(loop.model.parameters(), loop.config.grad_clip)
+        loop.scaler.step(loop.optimizer)
+        loop.scaler.update()
+        loop.scheduler.step()
+        losses.append(float(loss.detach()))
+    return float(np.mean(losses))
+
+
+def _validate(loop: _Loop, val: SurvivalArrays | None) -> tuple[float, float]:
+    """(Cox loss, Harrell C) on the inner validation set; NaN when there is none."""
+    if val is None or len(val) == 0:
+        return math.nan, math.nan
+    risk = predict_log_risk(loop.model, val, loop.setup, loop.config.eval_batch_size)
+    assert val.time is not None and val.event is not None
+    loss = cox_partial_likelihood(torch.as_tensor(risk), val.event, val.time.double())
+    c = harrell_c_index(risk, val.time.numpy(), val.event.numpy())
+    return float(loss), c
+
+
+def _build(
+    kind: str,
+    model_config: Any,
+    tokenizer: Any,
+    setup: DeviceSetup,
+    config: TrainConfig,
+    steps: int,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.nn.Module, _Loop]:
+    model = build_model(
+        kind,  # type: ignore[arg-type]
+        model_config,
+        n_numeric=len(tokenizer.numeric_names),
+        cardinalities=list(tokenizer.cardinalities),
+    )
+    model = model.to(setup.device, memory_format=setup.memory_format)  # type: ignore[call-overload]
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    warmup = config.warmup_epochs * max(1, steps // config.epochs)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(steps, warmup))
+    scaler = torch.amp.GradScaler(setup.device.type, enabled=setup.needs_grad_scaler)
+    side = _side_index(tokenizer)
+    gen = generator if generator is not None else torch.Generator().manual_seed(config.seed)
+    return model, _Loop(model, optimizer, scheduler, scaler, setup, config, side, gen)
+
+
+def _side_index(tokenizer: Any) -> int | None:
+    try:
+        return int(tokenizer.side_index)
+    except ValueError:
+        return None
+
+
+def fit_neural_model(
+    kind: str,
+    model_config: Any,
+    train_config: TrainConfig,
+    train_ids: Sequence[str],
+    image_tensors: ImageTensors,
+    table: pd.DataFrame,
+    tokenizer: Any,
+    on_epoch_end: EpochCallback | None = None,
+    desc: str | None = None,
+) -> FittedNeuralModel:
+    """Fit ``build_model(kind, model_config, ...)`` on the patients ``train_ids``.
+
+    Args:
+        kind, model_config: passed to ``tle_kedro.models.factory.build_model``.
+        train_config: optimisation, early stopping, device, augmentation.
+        train_ids: the (outer) training fold; the inner validation split is drawn from it.
+        image_tensors: volumes (N_all, 2, D, H, W) of at least ``train_ids``.
+        table: ``clinical_validated`` rows of at least ``train_ids``.
+        tokenizer: UNFITTED ``ClinicalTokenizer`` prototype; a clone is fitted on the
+            inner-training patients only.
+        on_epoch_end: ``f(epoch, val_c) -> stop?``; may raise (e.g. ``optuna.TrialPruned``).
+        desc: progress-bar label (e.g. ``"transeprelap r0 f1"``).
+
+    Returns:
+        The fitted model with the best epoch's weights and its per-epoch ``history``
+        (``epoch, train_loss, val_loss, val_c, lr, seconds``).
+    """
+    cfg = train_config
+    generator = seed_everything(cfg.seed)
+    _, event = outcome_arrays(rows_for(table, list(train_ids), "clinical table"))
+    fit_ids, val_ids = inner_split(train_ids, event, cfg.inner_val_fraction, cfg.seed)
+    tok = clone(tokenizer).fit(rows_for(table, fit_ids, "clinical table"))
+    train = make_survival_arrays(fit_ids, image_tensors, tok, table)
+    val = make_survival_arrays(val_ids, image_tensors, tok, table) if val_ids else None
+    assert train.event is not None
+    sampler = EventBatchSampler(train.event.numpy(), cfg.batch_size, generator)
+    setup = resolve_device(cfg.device, cfg.amp)
+    steps = cfg.epochs * len(sampler)
+    model, loop = _build(kind, model_config, tok, setup, cfg, steps, generator)
+    history, best_epoch = _run_epochs(loop, train, val, sampler, on_epoch_end, desc)
+    model.to("cpu").eval()
+    full = make_survival_arrays(list(train_ids), image_tensors, tok, table)
+    risk = predict_log_risk(model, full, resolve_device("cpu"), cfg.eval_batch_size)
+    assert full.time is not None and full.event is not None
+    baseline = breslow_baseline(risk, full.time.numpy(), full.event.numpy())
+    return FittedNeuralModel(kind, model_config, cfg, model, tok, baseline, history, best_epoch)
+
+
+def _run_epochs(
+    loop: _Loop,
+    train: SurvivalArrays,
+    val: SurvivalArrays | None,
+    sampler: EventBatchSampler,
+    on_epoch_end: EpochCallback | None,
+    desc: str | None,
+) -> tuple[list[dict[str, float]], int]:
+    """Train, validate, keep the best state by val C (ties: lower val loss); restore it."""
+    cfg = loop.config
+    history: list[dict[str, float]] = []
+    best: tuple[float, float] = (-math.inf, math.inf)
+    best_state, best_epoch, stale = None, cfg.epochs - 1, 0
+    bar = tqdm(range(cfg.epochs), desc=desc or "fit", leave=False, disable=not cfg.progress)
+    for epoch in bar:
+        start = _time.perf_counter()
+        train_loss = _train_epoch(loop, train, sampler)
+        val_loss, val_c = _validate(loop, val)
+        lr = loop.optimizer.param_groups[0]["lr"]
+        history.append(
+            {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "val_c": val_c,
+                "lr": lr,
+                "seconds": _time.perf_counter() - start,
+            }
+        )
+        bar.set_postfix(loss=f"{train_loss:.3f}", val_c=f"{val_c:.3f}")
+        if val is not None and not math.isnan(val_c):
+            if (val_c, -val_loss) > (best[0], -best[1]):
+                best, best_epoch, stale = (val_c, val_loss), epoch, 0
+                best_state = copy.deepcopy(loop.model.state_dict())
+            else:
+                stale += 1
+        if on_epoch_end is not None and on_epoch_end(epoch, val_c):
+            logger.info("%s: stopped by callback at epoch %d", desc, epoch)
+            break
+        if cfg.early_stopping_patience is not None and stale >= cfg.early_stopping_patience:
+            logger.info("%s: early stop at epoch %d (best %d)", desc, epoch, best_epoch)
+            break
+    bar.close()
+    if best_state is not None:
+        loop.model.load_state_dict(best_state)
+    else:
+        best_epoch = len(history) - 1
+    return history, best_epoch

@@ -1,0 +1,89 @@
+"""The comparison's models by name, built from ``parameters_modeling.yml``.
+
+One name, one :class:`~tle_kedro.training.cv.ModelSpec`; ablations are TransEpRelap with a
+modality switched off by configuration and reuse TransEpRelap's per-fold Optuna study.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tle_kedro.models.factory import ModelConfig
+from tle_kedro.training.config import ClassicalConfig, TrainConfig, TuningConfig, parse_section
+from tle_kedro.training.cv import ModelSpec
+
+ModelName = Literal[
+    "cox_clinical",
+    "cox_clinical_imaging",
+    "rsf_clinical_imaging",
+    "resnet_image",
+    "late_fusion",
+    "transeprelap",
+    "transeprelap_no_pet",
+    "transeprelap_no_mri",
+    "transeprelap_no_clinical",
+]
+ALL_MODELS: tuple[str, ...] = ModelName.__args__  # type: ignore[attr-defined]
+
+_CLASSICAL = {"cox_clinical", "cox_clinical_imaging", "rsf_clinical_imaging"}
+_ABLATIONS: dict[str, dict[str, bool]] = {
+    "transeprelap_no_pet": {"use_pet": False},
+    "transeprelap_no_mri": {"use_t1": False},
+    "transeprelap_no_clinical": {"use_clinical": False},
+}
+
+
+class ModelingParams(BaseModel):
+    """``modeling:`` in parameters_modeling.yml (sections validated by their own models)."""
+
+    model_config = ConfigDict(extra="forbid")
+    models: list[ModelName] = Field(default_factory=lambda: list(ALL_MODELS), min_length=1)
+    model: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+    classical: dict[str, Any] = Field(default_factory=dict)
+    tuning: dict[str, Any] = Field(default_factory=dict)
+    keep_fold_models: bool = True
+
+    @field_validator("models")
+    @classmethod
+    def _unique(cls, models: list[str]) -> list[str]:
+        if len(set(models)) != len(models):
+            raise ValueError(f"modeling.models lists a model twice: {models}")
+        return models
+
+
+def parse_modeling_params(
+    raw: dict[str, Any], grid_shape: tuple[int, int, int]
+) -> tuple[ModelingParams, ModelConfig, TrainConfig, ClassicalConfig, TuningConfig]:
+    """Validate every section; the model's grid is the image tensors' grid."""
+    params = ModelingParams(**raw)
+    model = parse_section(ModelConfig, {**params.model, "grid_shape": grid_shape}, "modeling.model")
+    train = parse_section(TrainConfig, params.train, "modeling.train")
+    classical = parse_section(ClassicalConfig, params.classical, "modeling.classical")
+    tuning = parse_section(TuningConfig, params.tuning, "modeling.tuning")
+    return params, model, train, classical, tuning
+
+
+def build_specs(
+    names: list[str], model: ModelConfig, train: TrainConfig
+) -> list[ModelSpec]:
+    """Model specs in a fixed order (TransEpRelap before its ablations, so its study exists)."""
+    ordered = [n for n in ALL_MODELS if n in names]
+    tuned_lead = "transeprelap" if "transeprelap" in ordered else None
+    specs: list[ModelSpec] = []
+    for name in ordered:
+        if name in _CLASSICAL:
+            specs.append(ModelSpec(name=name, family=name))  # type: ignore[arg-type]
+        elif name in ("resnet_image", "late_fusion"):
+            specs.append(ModelSpec(name, "neural", name, model, train))
+        elif name == "transeprelap":
+            specs.append(ModelSpec(name, "neural", name, model, train, tune_with=name))
+        else:
+            ablated = model.model_copy(update=_ABLATIONS[name])
+            ModelConfig.model_validate(ablated.model_dump())  # re-check the switches
+            specs.append(
+                ModelSpec(name, "neural", "transeprelap", ablated, train, tune_with=tuned_lead)
+            )
+    return specs

@@ -1,0 +1,283 @@
+"""Optuna tuning of a neural model inside a training fold (nested cross-validation).
+
+How tuning meets the outer folds: a study is run **per outer fold** on that fold's training
+patients only (study ``<name>-r{repeat}-f{fold}``); each trial fits on the inner-training part
+and is scored (and pruned, epoch by epoch, by a median pruner) on the inner validation part.
+Tuning once and reusing the result in other folds would let those folds' test patients shape
+the hyperparameters, so it is not done. The final model gets its own study on all patients
+(``<name>-final``). The default budget is small so this stays cheap on a CPU.
+
+Storage is an RDB URL (default ``sqlite:///data/06_models/optuna.db``) opened with
+``load_if_exists``: re-running resumes the study and adds ``n_trials`` more. To scale out, point
+``storage`` at a server (``postgresql://…``) and start the same run in several worker
+processes: they share the study. This module holds the project's only direct MLflow calls:
+one nested run per trial, only when a parent run is active (otherwise a trial run would be a
+top-level run that loses its parent).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+from pydantic import BaseModel, ValidationError
+
+from tle_kedro.data.image_tensors import ImageTensors
+from tle_kedro.training.config import ParamRange, TrainConfig, TuningConfig
+from tle_kedro.training.fit import fit_neural_model
+
+logger = logging.getLogger(__name__)
+
+METRIC_NAME = "inner_val_harrell_c"
+
+
+def fold_study_name(base: str, repeat: int, fold: int) -> str:
+    """Study of one outer fold: ``<base>-r{repeat}-f{fold}``."""
+    return f"{base}-r{repeat}-f{fold}"
+
+
+def final_study_name(base: str) -> str:
+    """Study of the final model refitted on every patient: ``<base>-final``."""
+    return f"{base}-final"
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    """Best hyperparameters of a study and the configurations they give."""
+
+    study_name: str
+    params: dict[str, Any]
+    best_value: float
+    n_trials: int
+    model_config: Any
+    train_config: TrainConfig
+
+
+def suggest(trial: optuna.Trial, space: dict[str, ParamRange]) -> dict[str, Any]:
+    """Draw one value per dotted path of ``space``."""
+    params: dict[str, Any] = {}
+    for name, r in space.items():
+        if r.choices is not None:
+            params[name] = trial.suggest_categorical(name, r.choices)
+        elif r.integer:
+            params[name] = trial.suggest_int(name, int(r.low or 0), int(r.high or 0), log=r.log)
+        else:
+            params[name] = trial.suggest_float(
+                name, float(r.low or 0), float(r.high or 0), log=r.log
+            )
+    return params
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any, where: str) -> None:
+    node = tree
+    for key in path[:-1]:
+        if not isinstance(node.get(key), dict):
+            raise ValueError(f"tuning.search_space: {where!r} has no section {key!r}")
+        node = node[key]
+    if path[-1] not in node:
+        raise ValueError(
+            f"tuning.search_space: {where!r} names no field (known: {sorted(node)[:20]})"
+        )
+    node[path[-1]] = value
+
+
+def _updated(config: BaseModel, params: dict[str, Any], root: str) -> Any:
+    tree = config.model_dump()
+    for name, value in params.items():
+        parts = name.split(".")
+        if parts[0] == root:
+            _set_path(tree, parts[1:], value, name)
+    try:
+        return type(config).model_validate(tree)
+    except ValidationError as exc:
+        raise ValueError(
+            f"tuning: parameters {params} give an invalid {root} config: {exc}"
+        ) from exc
+
+
+def apply_params(
+    model_config: Any, train_config: TrainConfig, params: dict[str, Any]
+) -> tuple[Any, TrainConfig]:
+    """Merge ``{"model.<field>": v, "train.<field>": v}`` into copies of both configs."""
+    if not isinstance(model_config, BaseModel) and any(k.startswith("model.") for k in params):
+        raise ValueError(f"tuning model.* needs a pydantic model config, got {type(model_config)}")
+    new_model = (
+        _updated(model_config, params, "model")
+        if isinstance(model_config, BaseModel)
+        else model_config
+    )
+    return new_model, _updated(train_config, params, "train")
+
+
+def open_study(config: TuningConfig, study_name: str) -> optuna.Study:
+    """Create or resume (``load_if_exists``) the study in ``config.storage``."""
+    url = config.storage
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    storage_kwargs: dict[str, Any] = {}
+    if config.heartbeat_interval_s is not None:
+        storage_kwargs = {
+            "heartbeat_interval": config.heartbeat_interval_s,
+            "failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=1),
+        }
+    storage = optuna.storages.RDBStorage(url, **storage_kwargs)
+    try:
+        done = len(optuna.load_study(study_name=study_name, storage=storage).trials)
+    except KeyError:
+        done = 0
+    # Offset the sampler seed by the trials already run, so a resumed study does not redraw
+    # the same start-up points.
+    return optuna.create_study(
+        study_name=study_name,
+        storage=storage,
+        load_if_exists=True,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=config.seed + done),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=config.pruner_startup_trials,
+            n_warmup_steps=config.pruner_warmup_epochs,
+        ),
+    )
+
+
+class _NestedTrialRun:
+    """Optuna study callback: one nested MLflow run per finished trial under ``parent``.
+
+    Replaces ``optuna_integration.mlflow.MLflowCallback``, deprecated since Optuna 4.9 (removal
+    in 6.0). It also logs the per-epoch inner-validation C as metric history.
+    """
+
+    def __init__(self, parent_run_id: str, experiment_id: str, study_name: str) -> None:
+        self.parent_run_id = parent_run_id
+        self.experiment_id = experiment_id
+        self.study_name = study_name
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        import mlflow
+
+        active = mlflow.active_run()
+        if active is None or active.info.run_id != self.parent_run_id:
+            logger.warning("MLflow parent run changed: trial %d not logged", trial.number)
+            return
+        with mlflow.start_run(
+            run_name=f"{self.study_name}-trial-{trial.number}",
+            experiment_id=self.experiment_id,
+            nested=True,
+            tags={"optuna_study": self.study_name, "optuna_state": trial.state.name},
+        ):
+            mlflow.log_params(trial.params)
+            for epoch, value in sorted(trial.intermediate_values.items()):
+                mlflow.log_metric("val_c", value, step=epoch)
+            if trial.value is not None:
+                mlflow.log_metric(METRIC_NAME, trial.value)
+
+
+def mlflow_trial_callbacks(config: TuningConfig, study_name: str) -> list[Callable[..., None]]:
+    """One nested MLflow run per finished trial, only under an active parent run.
+
+    Without an active run a trial run would become a top-level run that loses its parent
+    (the known trap of Optuna's MLflow callback), so nothing is logged then.
+    """
+    if not config.mlflow_nested_runs:
+        return []
+    import mlflow
+
+    parent = mlflow.active_run()
+    if parent is None:
+        logger.info("no active MLflow run: Optuna trials of %s are not logged", study_name)
+        return []
+    return [_NestedTrialRun(parent.info.run_id, parent.info.experiment_id, study_name)]
+
+
+def _pruning_hook(trial: optuna.Trial) -> Callable[[int, float], bool]:
+    def hook(epoch: int, val_c: float) -> bool:
+        if math.isnan(val_c):
+            return False
+        trial.report(val_c, epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {epoch} (val C {val_c:.3f})")
+        return False
+
+    return hook
+
+
+def tune_hyperparameters(
+    kind: str,
+    model_config: Any,
+    train_config: TrainConfig,
+    train_ids: Sequence[str],
+    image_tensors: ImageTensors,
+    table: pd.DataFrame,
+    tokenizer: Any,
+    config: TuningConfig,
+    study_name: str,
+) -> TuningResult:
+    """Run (or resume) ``study_name`` on ``train_ids`` only; return the best configuration.
+
+    Each trial fits ``kind`` with drawn hyperparameters on the inner-training split of
+    ``train_ids`` and maximises the best inner-validation Harrell C; it reports val C every
+    epoch so the median pruner can stop poor trials early. ``config.epochs`` (if set)
+    overrides the trial length. Budget: ``n_trials`` more trials and/or ``timeout_s``.
+    """
+    if train_config.inner_val_fraction <= 0:
+        raise ValueError("tuning needs train.inner_val_fraction > 0 (trials are scored on it)")
+    base_train = train_config.model_copy(update={"progress": False})
+    if config.epochs is not None:
+        warm = min(base_train.warmup_epochs, max(0, config.epochs - 1))
+        base_train = base_train.model_copy(update={"epochs": config.epochs, "warmup_epochs": warm})
+    apply_params(model_config, base_train, {})  # fail fast on an invalid base
+
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest(trial, dict(config.search_space))
+        mc, tc = apply_params(model_config, base_train, params)
+        fitted = fit_neural_model(
+            kind,
+            mc,
+            tc,
+            train_ids,
+            image_tensors,
+            table,
+            tokenizer,
+            on_epoch_end=_pruning_hook(trial),
+            desc=f"{study_name} trial {trial.number}",
+        )
+        scores = [h["val_c"] for h in fitted.history if not math.isnan(h["val_c"])]
+        return max(scores) if scores else math.nan
+
+    study = open_study(config, study_name)
+    study.optimize(
+        objective,
+        n_trials=config.n_trials,
+        timeout=config.timeout_s,
+        callbacks=mlflow_trial_callbacks(config, study_name),
+        gc_after_trial=True,
+    )
+    return _result(study, model_config, train_config)
+
+
+def _result(study: optuna.Study, model_config: Any, train_config: TrainConfig) -> TuningResult:
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        logger.warning(
+            "study %s has no complete trial: keeping the base configuration", study.study_name
+        )
+        return TuningResult(
+            study.study_name, {}, math.nan, len(study.trials), model_config, train_config
+        )
+    best = study.best_trial
+    mc, tc = apply_params(model_config, train_config, best.params)
+    logger.info("study %s: best %.3f with %s", study.study_name, best.value, best.params)
+    return TuningResult(
+        study.study_name,
+        dict(best.params),
+        float(best.value or math.nan),
+        len(study.trials),
+        mc,
+        tc,
+    )

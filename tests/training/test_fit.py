@@ -1,0 +1,201 @@
+"""The neural fit loop (with a tiny stand-in model unless stated)."""
+
+from __future__ import annotations
+
+import math
+import pickle
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from sksurv.metrics import concordance_index_censored
+
+from tests.training import TinyModel, tiny_build_model, tiny_cohort
+from tle_kedro.features.clinical import ClinicalTokenizer
+from tle_kedro.losses.cox import cox_partial_likelihood
+from tle_kedro.models.factory import ModelConfig
+from tle_kedro.training import fit
+from tle_kedro.training.config import TrainConfig
+from tle_kedro.training.data import EventBatchSampler, make_survival_arrays
+from tle_kedro.training.fit import fit_neural_model, harrell_c_index, inner_split, warmup_cosine
+
+COHORT = tiny_cohort(16)
+IDS = list(COHORT.clinical["participant_id"])
+
+
+def _no_augment(images: torch.Tensor, mask: torch.Tensor, config: Any, generator: Any) -> Any:
+    return images, torch.zeros(images.shape[0], dtype=torch.bool)
+
+
+@pytest.fixture(autouse=True)
+def _tiny(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setattr(fit, "build_model", tiny_build_model)
+    monkeypatch.setattr(fit, "augment_batch", _no_augment)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _cfg(**kw: Any) -> TrainConfig:
+    base = {"epochs": 3, "lr": 1e-2, "warmup_epochs": 0, "device": "cpu", "progress": False}
+    return TrainConfig(**{**base, **kw})
+
+
+def _fit(cfg: TrainConfig, **kw: Any) -> fit.FittedNeuralModel:
+    return fit_neural_model(
+        "tiny", None, cfg, IDS, COHORT.images, COHORT.clinical, ClinicalTokenizer(), **kw
+    )
+
+
+def _arrays(model: fit.FittedNeuralModel, ids: list[str]) -> Any:
+    return make_survival_arrays(ids, COHORT.images, model.tokenizer, COHORT.clinical)
+
+
+def test_harrell_c_matches_scikit_survival_and_flips_with_the_sign() -> None:
+    rng = np.random.default_rng(0)
+    risk, time = rng.normal(size=50), rng.exponential(10, 50)
+    event = rng.random(50) < 0.5
+    ours = harrell_c_index(risk, time, event)
+    assert ours == pytest.approx(concordance_index_censored(event, time, risk)[0])
+    assert harrell_c_index(-risk, time, event) == pytest.approx(1 - ours)
+    assert math.isnan(harrell_c_index(risk, time, np.zeros(50, bool)))
+
+
+def test_warmup_rises_linearly_then_cosine_decays_to_zero() -> None:
+    f = warmup_cosine(total_steps=10, warmup_steps=4)
+    values = [f(s) for s in range(11)]
+    assert values[:4] == pytest.approx([0.2, 0.4, 0.6, 0.8])
+    assert values[4] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(values[4:], values[5:], strict=False))
+    assert values[10] == pytest.approx(0.0)
+
+
+def test_one_training_step_lowers_the_loss() -> None:
+    cfg = _cfg(epochs=1)
+    tok = ClinicalTokenizer().fit(COHORT.clinical)
+    data = make_survival_arrays(IDS, COHORT.images, tok, COHORT.clinical)
+    torch.manual_seed(0)
+    model, loop = fit._build("tiny", None, tok, fit.resolve_device("cpu"), cfg, steps=1)
+    sampler = EventBatchSampler(data.event.numpy(), None, torch.Generator())
+    batch = data.batch()
+
+    def loss() -> float:
+        with torch.no_grad():
+            return float(cox_partial_likelihood(model(batch), batch.event, batch.time))
+
+    before = loss()
+    fit._train_epoch(loop, data, sampler)
+    assert loss() < before
+
+
+def test_a_tiny_set_can_be_overfit() -> None:
+    exact = tiny_cohort(16, exact=True)
+    model = fit_neural_model(
+        "tiny",
+        None,
+        _cfg(epochs=60, lr=3e-2, inner_val_fraction=0.0),
+        IDS,
+        exact.images,
+        exact.clinical,
+        ClinicalTokenizer(),
+    )
+    arrays = make_survival_arrays(IDS, exact.images, model.tokenizer, exact.clinical)
+    c = harrell_c_index(model.log_risk(arrays), arrays.time.numpy(), arrays.event.numpy())
+    assert c > 0.95
+    assert model.history[-1]["train_loss"] < model.history[0]["train_loss"]
+
+
+def test_one_seed_gives_identical_predictions() -> None:
+    a, b = _fit(_cfg(seed=3)), _fit(_cfg(seed=3))
+    pa, pb = a.predict(_arrays(a, IDS)), b.predict(_arrays(b, IDS))
+    np.testing.assert_array_equal(pa.risk, pb.risk)
+    c = _fit(_cfg(seed=4))
+    assert not np.array_equal(pa.risk, c.predict(_arrays(c, IDS)).risk)
+
+
+def test_early_stopping_restores_the_best_epoch() -> None:
+    cfg = _cfg(epochs=12, early_stopping_patience=3, inner_val_fraction=0.4, lr=0.2)
+    model = _fit(cfg)
+    val_c = [h["val_c"] for h in model.history]
+    assert model.best_epoch == int(np.nanargmax(val_c))
+    assert len(model.history) <= model.best_epoch + 3 + 1
+    event = COHORT.clinical["recurrence"].to_numpy().astype(bool)
+    _, val_ids = inner_split(IDS, event, cfg.inner_val_fraction, cfg.seed)
+    arrays = _arrays(model, val_ids)
+    restored = harrell_c_index(model.log_risk(arrays), arrays.time.numpy(), arrays.event.numpy())
+    assert restored == pytest.approx(val_c[model.best_epoch])
+
+
+def test_callback_can_stop_or_abort_training() -> None:
+    seen: list[tuple[int, float]] = []
+    model = _fit(_cfg(epochs=5), on_epoch_end=lambda e, c: seen.append((e, c)) or e == 1)
+    assert [e for e, _ in seen] == [0, 1] and len(model.history) == 2
+    assert all(0.0 <= c <= 1.0 for _, c in seen)
+
+    def boom(epoch: int, val_c: float) -> bool:
+        raise RuntimeError("pruned")
+
+    with pytest.raises(RuntimeError, match="pruned"):
+        _fit(_cfg(), on_epoch_end=boom)
+
+
+def test_augmentation_runs_in_training_only_and_a_flip_swaps_the_side(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+    seen_codes: list[torch.Tensor] = []
+
+    def flip_all(images: torch.Tensor, mask: torch.Tensor, config: Any, gen: Any) -> Any:
+        calls.append(images.shape[0])
+        return images, torch.ones(images.shape[0], dtype=torch.bool)
+
+    class Recorder(TinyModel):
+        def forward(self, batch: Any) -> torch.Tensor:
+            if self.training:
+                seen_codes.append(batch.clin_cat.clone())
+            return super().forward(batch)
+
+    monkeypatch.setattr(fit, "augment_batch", flip_all)
+    monkeypatch.setattr(
+        fit, "build_model", lambda k, c, n_numeric, cardinalities: Recorder(n_numeric)
+    )
+    model = _fit(_cfg(epochs=2, inner_val_fraction=0.0))
+    assert sum(calls) == 2 * len(IDS)  # every training patient, every epoch; never in eval
+    model.predict(_arrays(model, IDS))
+    assert sum(calls) == 2 * len(IDS)
+    side = model.tokenizer.side_index
+    original = _arrays(model, IDS).batch().clin_cat[:, side]
+    trained = seen_codes[0][:, side]
+    assert sorted(trained.tolist()) == sorted((1 - original).tolist())
+
+
+def test_fitted_model_pickles_and_predicts_survival_probabilities() -> None:
+    model = _fit(_cfg())
+    arrays = _arrays(model, IDS[:5])
+    pred = model.predict(arrays)
+    again = pickle.loads(pickle.dumps(model)).predict(arrays)
+    np.testing.assert_array_equal(pred.risk, again.risk)
+    assert np.all((pred.surv_12 >= pred.surv_24) & (pred.surv_24 > 0) & (pred.surv_12 < 1))
+    assert not model.model.training
+    assert set(model.history[0]) >= {"epoch", "train_loss", "val_loss", "val_c"}
+
+
+def test_the_real_transeprelap_trains_through_the_same_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tle_kedro.models.factory import build_model
+    from tle_kedro.transforms.augment import AugmentConfig, augment_batch
+
+    monkeypatch.setattr(fit, "build_model", build_model)
+    monkeypatch.setattr(fit, "augment_batch", augment_batch)  # the real TorchIO path
+    config = ModelConfig(grid_shape=(16, 16, 16), widths=(4, 4, 8, 8), d_model=8, n_heads=2)
+    train = _cfg(epochs=2, batch_size=8, augment=AugmentConfig(flip_lr=True))
+    model = fit_neural_model(
+        "transeprelap", config, train, IDS, COHORT.images, COHORT.clinical, ClinicalTokenizer()
+    )
+    pred = model.predict(_arrays(model, IDS[:4]))
+    assert pred.risk.shape == (4,) and np.isfinite(pred.risk).all()
+    assert len(model.history) == 2

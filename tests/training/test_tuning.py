@@ -1,0 +1,131 @@
+"""Optuna tuning inside a training fold: resumable storage, pruning, config merging."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import torch
+
+from tests.training import tiny_build_model, tiny_cohort
+from tle_kedro.features.clinical import ClinicalTokenizer
+from tle_kedro.models.factory import ModelConfig
+from tle_kedro.training import fit, tuning
+from tle_kedro.training.config import ParamRange, TrainConfig, TuningConfig
+from tle_kedro.training.tuning import apply_params, fold_study_name, tune_hyperparameters
+
+COHORT = tiny_cohort(16)
+IDS = list(COHORT.clinical["participant_id"])
+SPACE = {
+    "train.lr": ParamRange(low=1e-3, high=1e-1, log=True),
+    "train.weight_decay": ParamRange(choices=[0.0, 0.01]),
+}
+
+
+@pytest.fixture(autouse=True)
+def _tiny(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    monkeypatch.setattr(fit, "build_model", tiny_build_model)
+    monkeypatch.setattr(
+        fit, "augment_batch", lambda im, m, c, g: (im, torch.zeros(im.shape[0], dtype=torch.bool))
+    )
+    yield
+    torch.set_num_threads(threads)
+
+
+def _tune(tmp_path: Path, name: str = "s", **kw: Any) -> tuning.TuningResult:
+    config = TuningConfig(
+        storage=f"sqlite:///{tmp_path}/sub/optuna.db",
+        study_name=name,
+        search_space=SPACE,
+        **{"n_trials": 2, "epochs": 3, "pruner_warmup_epochs": 0, **kw},
+    )
+    train = TrainConfig(epochs=3, warmup_epochs=0, device="cpu", progress=False)
+    return tune_hyperparameters(
+        "tiny",
+        None,
+        train,
+        IDS,
+        COHORT.images,
+        COHORT.clinical,
+        ClinicalTokenizer(),
+        config,
+        study_name=fold_study_name(name, 0, 1),
+    )
+
+
+def test_an_interrupted_study_resumes_in_its_storage(tmp_path: Path) -> None:
+    first = _tune(tmp_path)
+    assert first.study_name == "s-r0-f1" and first.n_trials == 2
+    second = _tune(tmp_path)
+    study = optuna.load_study(study_name="s-r0-f1", storage=f"sqlite:///{tmp_path}/sub/optuna.db")
+    assert len(study.trials) == 4 and second.n_trials == 4
+    assert second.train_config.lr == study.best_params["train.lr"]
+    assert second.train_config.epochs == 3  # the base length, not the trial length
+
+
+def test_trials_report_every_epoch_for_the_pruner(tmp_path: Path) -> None:
+    _tune(tmp_path, n_trials=1)
+    study = optuna.load_study(study_name="s-r0-f1", storage=f"sqlite:///{tmp_path}/sub/optuna.db")
+    trial = study.trials[0]
+    assert sorted(trial.intermediate_values) == [0, 1, 2]
+    assert trial.value == max(trial.intermediate_values.values())
+
+
+def test_a_poor_trial_is_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scores = iter([0.9, 0.9, 0.9, 0.1, 0.1, 0.1])
+    real = fit.harrell_c_index
+    monkeypatch.setattr(fit, "harrell_c_index", lambda r, t, e: next(scores, real(r, t, e)))
+    _tune(tmp_path, pruner_startup_trials=1)
+    study = optuna.load_study(study_name="s-r0-f1", storage=f"sqlite:///{tmp_path}/sub/optuna.db")
+    states = [t.state for t in study.trials]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED]
+
+
+def test_params_merge_into_both_configs_and_unknown_fields_are_named() -> None:
+    model, train = ModelConfig(), TrainConfig()
+    m, t = apply_params(model, train, {"model.n_intra_layers": 2, "train.lr": 0.005})
+    assert (m.n_intra_layers, t.lr) == (2, 0.005)
+    assert (model.n_intra_layers, train.lr) == (1, 1e-3)  # inputs are not mutated
+    with pytest.raises(ValueError, match="model.depth"):
+        apply_params(model, train, {"model.depth": 3})
+    with pytest.raises(ValueError, match="invalid model config"):
+        apply_params(model, train, {"model.d_model": 30, "model.n_heads": 4})
+
+
+def test_default_search_space_fits_the_model_config() -> None:
+    config = TuningConfig()
+    low = {k: (r.choices[-1] if r.choices else r.low) for k, r in config.search_space.items()}
+    m, t = apply_params(ModelConfig(), TrainConfig(), low)
+    assert m.d_model == 64 and t.weight_decay == pytest.approx(1e-4)
+
+
+def test_trials_are_not_logged_without_an_active_mlflow_run() -> None:
+    import mlflow
+
+    assert mlflow.active_run() is None
+    assert tuning.mlflow_trial_callbacks(TuningConfig(), "s") == []
+
+
+def test_trials_become_nested_runs_under_the_active_run(tmp_path: Path) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    try:
+        with mlflow.start_run() as parent:
+            _tune(tmp_path, n_trials=1)
+        runs = mlflow.search_runs([parent.info.experiment_id], output_format="list")
+    finally:
+        mlflow.set_tracking_uri(None)
+    children = [r for r in runs if r.info.run_id != parent.info.run_id]
+    assert len(children) == 1
+    assert children[0].data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert "inner_val_harrell_c" in children[0].data.metrics
+    history = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").get_metric_history(
+        children[0].info.run_id, "val_c"
+    )
+    assert [m.step for m in history] == [0, 1, 2]

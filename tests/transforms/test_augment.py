@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from pydantic import ValidationError
+from torch.nn import functional as F
+
+from tle_kedro.transforms.augment import (
+    AugmentConfig,
+    affine_theta,
+    augment_batch,
+    build_transform,
+    swap_side_codes,
+)
+
+SHAPE = (3, 2, 16, 16, 16)
+SPATIAL_ONLY = {"log_gamma": 0.0, "bias_field": 0.0, "noise_std": 0.0}
+
+
+def blob_batch(b: int = 3) -> torch.Tensor:
+    """(B, 2, 16, 16, 16) with the same asymmetric blob in both channels."""
+    vol = torch.zeros(16, 16, 16)
+    vol[3:9, 5:12, 4:10] = 1.0
+    vol[3:5, 5:7, 4:6] = 2.0
+    return vol.expand(b, 2, 16, 16, 16).clone()
+
+
+@pytest.mark.parametrize("backend", ["torchio", "torch"])
+def test_spatial_draw_is_the_same_for_t1_and_pet(backend: str) -> None:
+    images = blob_batch()
+    config = AugmentConfig(strength=3.0, backend=backend, **SPATIAL_ONLY)
+    out, _ = augment_batch(images, torch.ones(3, 2, dtype=torch.bool), config, seed=0)
+    assert not torch.allclose(out, images)  # something moved
+    torch.testing.assert_close(out[:, 0], out[:, 1])  # ... and both modalities moved together
+    assert not torch.allclose(out[0, 0], out[1, 0])  # each patient gets its own draw
+
+
+@pytest.mark.parametrize("backend", ["torchio", "torch"])
+def test_intensity_draws_differ_between_modalities(backend: str) -> None:
+    images = blob_batch()
+    config = AugmentConfig(degrees=0, scales=0, translation=0, noise_std=0.0, backend=backend)
+    out, _ = augment_batch(images, torch.ones(3, 2, dtype=torch.bool), config, seed=1)
+    assert not torch.allclose(out[:, 0], out[:, 1])
+
+
+def test_flip_mirrors_axis_0_and_the_side_code_swaps_with_it() -> None:
+    images = blob_batch()
+    config = AugmentConfig(strength=0.0, flip_lr=True, flip_probability=1.0)
+    out, flipped = augment_batch(images, torch.ones(3, 2, dtype=torch.bool), config, seed=0)
+    assert flipped.tolist() == [True, True, True]
+    torch.testing.assert_close(out, images.flip(dims=[2]))  # dim 2 = volume axis 0 = RAS x
+    clin_cat = torch.tensor([[0, 2], [1, 0], [-1, 1]])
+    swapped = swap_side_codes(clin_cat, side_index=0, flipped=torch.tensor([True, True, False]))
+    assert swapped.tolist() == [[1, 2], [0, 0], [-1, 1]]
+    assert clin_cat.tolist() == [[0, 2], [1, 0], [-1, 1]]  # input untouched
+
+
+def test_flip_is_off_by_default() -> None:
+    images = blob_batch()
+    config = AugmentConfig(strength=0.0, flip_probability=1.0)
+    out, flipped = augment_batch(images, torch.ones(3, 2, dtype=torch.bool), config, seed=0)
+    assert not flipped.any()
+    torch.testing.assert_close(out, images)
+
+
+def test_swap_side_codes_rejects_a_non_binary_column() -> None:
+    with pytest.raises(ValueError, match="codes 0/1"):
+        swap_side_codes(torch.tensor([[2]]), 0, torch.tensor([True]))
+    with pytest.raises(ValueError, match="outside clin_cat"):
+        swap_side_codes(torch.tensor([[0]]), 1, torch.tensor([True]))
+
+
+def test_evaluation_path_does_not_augment() -> None:
+    images = torch.randn(SHAPE)
+    mask = torch.ones(3, 2, dtype=torch.bool)
+    config = AugmentConfig(flip_lr=True, flip_probability=1.0)
+    out, flipped = augment_batch(images, mask, config, seed=0, training=False)
+    assert out is images and not flipped.any()
+    out, _ = augment_batch(images, mask, AugmentConfig(enabled=False), seed=0)
+    assert out is images
+
+
+@pytest.mark.parametrize("backend", ["torchio", "torch"])
+def test_missing_modality_stays_zero_and_input_is_not_modified(backend: str) -> None:
+    images = torch.randn(SHAPE)
+    images[1, 1] = 0.0
+    mask = torch.tensor([[True, True], [True, False], [True, True]])
+    before = images.clone()
+    out, _ = augment_batch(images, mask, AugmentConfig(noise_std=0.5, backend=backend), seed=0)
+    assert torch.all(out[1, 1] == 0)
+    assert out[1, 0].abs().sum() > 0
+    torch.testing.assert_close(images, before)
+
+
+@pytest.mark.parametrize("backend", ["torchio", "torch"])
+def test_same_seed_same_output_and_global_rng_untouched(backend: str) -> None:
+    images = torch.randn(SHAPE)
+    mask = torch.ones(3, 2, dtype=torch.bool)
+    config = AugmentConfig(backend=backend)
+    torch.manual_seed(123)
+    a, _ = augment_batch(images, mask, config, seed=5)
+    after_a = torch.rand(1)
+    torch.manual_seed(123)
+    b, _ = augment_batch(images, mask, config, seed=5)
+    assert torch.equal(a, b) and torch.equal(torch.rand(1), after_a)
+    c, _ = augment_batch(images, mask, config, seed=6)
+    assert not torch.equal(a, c)
+
+
+def test_p_augment_zero_leaves_images_alone_and_strength_zero_builds_nothing() -> None:
+    images = torch.randn(SHAPE)
+    out, _ = augment_batch(images, torch.ones(3, 2, dtype=torch.bool), AugmentConfig(p_augment=0))
+    torch.testing.assert_close(out, images)
+    assert build_transform(AugmentConfig(strength=0.0)) is None
+
+
+def test_affine_theta_shifts_along_the_volume_axes_in_voxels() -> None:
+    x = torch.arange(7 * 5 * 4, dtype=torch.float32).reshape(1, 1, 7, 5, 4)
+    theta = affine_theta(
+        torch.zeros(1, 3), torch.ones(1, 3), torch.tensor([[2.0, 0, -1]]), (7, 5, 4)
+    )
+    out = F.grid_sample(
+        x, F.affine_grid(theta, [1, 1, 7, 5, 4], align_corners=True), align_corners=True
+    )
+    # output at (d, h, w) samples the input at (d + 2, h, w - 1)
+    torch.testing.assert_close(out[0, 0, :5, :, 1:], x[0, 0, 2:, :, :3])
+
+
+def test_elastic_needs_the_torchio_backend() -> None:
+    with pytest.raises(ValidationError, match="elastic"):
+        AugmentConfig(elastic=True, backend="torch")
