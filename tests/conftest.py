@@ -26,8 +26,7 @@ DATA_LAYERS = (
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
-@pytest.fixture
-def kedro_project(tmp_path: Path) -> Path:
+def make_project_copy(tmp_path: Path) -> Path:
     """A copy of the project's configuration in ``tmp_path`` (the package stays installed).
 
     Real ``kedro run``s in tests write their data layers and ``mlflow.db`` here, never into
@@ -46,28 +45,35 @@ def kedro_project(tmp_path: Path) -> Path:
     return root
 
 
+def run_kedro_command(
+    project: Path, *args: str, check: bool = True, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    """Run ``kedro <args>`` in ``project``; fail the test with its output if it fails."""
+    env = {**os.environ, "DO_NOT_TRACK": "1", "KEDRO_DISABLE_TELEMETRY": "1"}
+    kedro = Path(sys.executable).with_name("kedro")
+    proc = subprocess.run(
+        [str(kedro), *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(
+            f"kedro {' '.join(args)} exited {proc.returncode}\n"
+            f"--- stdout ---\n{proc.stdout[-6000:]}\n--- stderr ---\n{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+@pytest.fixture
+def kedro_project(tmp_path: Path) -> Path:
+    """A throw-away copy of the project (see :func:`make_project_copy`)."""
+    return make_project_copy(tmp_path)
+
+
 @pytest.fixture
 def run_kedro() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run ``kedro <args>`` in a project folder; fail with its output if it fails."""
-
-    def _run(
-        project: Path, *args: str, check: bool = True, timeout: float = 900
-    ) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "DO_NOT_TRACK": "1", "KEDRO_DISABLE_TELEMETRY": "1"}
-        kedro = Path(sys.executable).with_name("kedro")
-        proc = subprocess.run(
-            [str(kedro), *args],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if check and proc.returncode != 0:
-            pytest.fail(
-                f"kedro {' '.join(args)} exited {proc.returncode}\n"
-                f"--- stdout ---\n{proc.stdout[-6000:]}\n--- stderr ---\n{proc.stderr[-6000:]}"
-            )
-        return proc
-
-    return _run
+    """:func:`run_kedro_command` as a fixture."""
+    return run_kedro_command

@@ -1,4 +1,4 @@
-"""One real ``kedro run`` of demo_cohort → data_processing → feature_engineering, tiny."""
+"""Real ``kedro run``s on a tiny demo cohort (``--env=smoke``), checked on disk and in MLflow."""
 
 from __future__ import annotations
 
@@ -9,61 +9,95 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 pytestmark = pytest.mark.slow
 
-N_PATIENTS = 12
+N_PATIENTS = 16  # conf/smoke/parameters.yml
 
 
-def _run_chain(kedro_project: Path, run_kedro) -> Path:
-    run_kedro(
-        kedro_project,
-        "run",
-        "--pipeline=demo_cohort",
-        f"--params=demo_cohort.n_patients={N_PATIENTS}",
-    )
-    run_kedro(
-        kedro_project,
-        "run",
-        "--pipelines=data_processing,feature_engineering",
-        "--params=cv.n_splits=3",
-    )
-    return kedro_project
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """demo_cohort, then the default pipeline, in a throw-away project copy."""
+    from tests.conftest import make_project_copy, run_kedro_command
+
+    root = make_project_copy(tmp_path_factory.mktemp("e2e"))
+    run_kedro_command(root, "run", "--env=smoke", "--pipelines=demo_cohort")
+    run_kedro_command(root, "run", "--env=smoke")
+    return root
 
 
-def test_demo_to_features_chain_produces_every_layer(kedro_project: Path, run_kedro) -> None:
-    root = _run_chain(kedro_project, run_kedro)
-    data = root / "data"
-
+def test_data_layers_are_written_and_counts_add_up(smoke_run: Path) -> None:
+    data = smoke_run / "data"
     participants = pd.read_csv(data / "01_raw/cohort/participants.tsv", sep="\t")
     assert len(participants) == N_PATIENTS
 
     validated = pd.read_parquet(data / "02_intermediate/clinical_validated.parquet")
     exclusions = pd.read_csv(data / "02_intermediate/exclusions.csv")
     assert list(exclusions.columns) == ["participant_id", "reason", "detail"]
-    excluded_patients = set(exclusions["participant_id"].dropna()) - set(
-        validated["participant_id"]
-    )
-    # read = used + excluded
-    assert len(validated) + len(excluded_patients) == N_PATIENTS
+    excluded = set(exclusions["participant_id"].dropna()) - set(validated["participant_id"])
+    assert len(validated) + len(excluded) == N_PATIENTS  # read = used + excluded
 
     meta = json.loads((data / "03_primary/image_tensors/meta.json").read_text())
     volumes = np.load(data / "03_primary/image_tensors/volumes.npy")
-    assert volumes.shape[0] == len(validated)
-    assert volumes.shape[1] == 2
+    assert volumes.shape[:2] == (len(validated), 2)
     assert list(volumes.shape[2:]) == list(meta["grid_shape"])
     assert np.isfinite(volumes).all()
 
     features = pd.read_parquet(data / "04_feature/imaging_features.parquet")
     assert set(features["participant_id"]) == set(validated["participant_id"])
-
     folds = pd.read_parquet(data / "05_model_input/cv_folds.parquet")
     assert set(folds["participant_id"]) == set(validated["participant_id"])
-    assert folds.groupby("repeat")["participant_id"].apply(lambda s: s.is_unique).all()
+    assert not folds.duplicated(["participant_id", "repeat"]).any()
 
-    # One MLflow run per `kedro run`, holding the run's parameters.
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["tle_kedro"])
-    assert len(runs) == 2
-    assert "params.cv.n_splits" in runs.columns
-    assert (runs["params.cv.n_splits"].dropna() == "3").any()
+
+def test_every_model_has_out_of_fold_predictions_for_every_patient(smoke_run: Path) -> None:
+    oof = pd.read_parquet(smoke_run / "data/07_model_output/oof_predictions.parquet")
+    assert list(oof.columns[:7]) == [
+        "participant_id",
+        "model",
+        "repeat",
+        "fold",
+        "risk",
+        "surv_12",
+        "surv_24",
+    ]
+    counts = oof.groupby("model")["participant_id"].nunique()
+    assert len(counts) == 9
+    assert (counts == oof["participant_id"].nunique()).all()
+    assert oof[["surv_12", "surv_24"]].apply(lambda s: s.between(0, 1)).all().all()
+    assert (oof["surv_24"] <= oof["surv_12"] + 1e-12).all()
+
+
+def test_reports_are_written(smoke_run: Path) -> None:
+    reporting = smoke_run / "data/08_reporting"
+    table = pd.read_csv(reporting / "comparison_table.csv")
+    assert table["model"].iloc[0] == "transeprelap"
+    assert "oracle_c" in table.columns
+    for png in ("c_index_forest.png", "km_risk_groups.png", "calibration_12m.png"):
+        assert (reporting / png).stat().st_size > 10_000
+
+
+def test_tracking_store_holds_the_run_its_folds_and_metric_history(smoke_run: Path) -> None:
+    mlflow.set_tracking_uri(f"sqlite:///{smoke_run / 'mlflow.db'}")
+    try:
+        client = MlflowClient()
+        experiment = client.get_experiment_by_name("tle_kedro")
+        runs = client.search_runs([experiment.experiment_id], max_results=500)
+        parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+        assert len(parents) == 2  # demo_cohort + default
+        main = max(parents, key=lambda r: r.info.start_time)
+        assert main.data.params["cv.n_splits"] == "3"
+        assert main.data.metrics["transeprelap.harrell_c"] > 0
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == main.info.run_id]
+        fold_runs = {r.info.run_name for r in children if "model" in r.data.tags}
+        assert {f"transeprelap-r0-f{f}" for f in range(3)} <= fold_runs
+        assert {f"cox_clinical-r0-f{f}" for f in range(3)} <= fold_runs
+        fold_run = next(r for r in children if r.info.run_name == "transeprelap-r0-f0")
+        history = client.get_metric_history(fold_run.info.run_id, "val_c")
+        assert len(history) >= 1
+        assert "test_harrell_c" in fold_run.data.metrics
+        artifacts = {a.path for a in client.list_artifacts(main.info.run_id, "reporting")}
+        assert "reporting/comparison_table.csv" in artifacts
+    finally:
+        mlflow.set_tracking_uri(None)

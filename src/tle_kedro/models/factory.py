@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from tle_kedro.models.baselines import LateFusion, ResNetImageOnly
+from tle_kedro.models.side import IpsilateralView
 from tle_kedro.models.transeprelap import TransEpRelap
 
 ModelKind = Literal["transeprelap", "resnet_image", "late_fusion"]
@@ -41,6 +42,8 @@ class ModelConfig(BaseModel):
         clinical_tokens: ``per_variable`` (one token per variable) or ``pooled`` (the mean
             of a patient's present variable tokens as one token).
         fusion_hidden: hidden width of the late-fusion MLP.
+        ipsilateral_view: mirror right-operated patients so the operated side is always on
+            the left of the image (``models.side``); needs the operative-side column.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -64,6 +67,7 @@ class ModelConfig(BaseModel):
     use_clinical: bool = True
     clinical_tokens: Literal["per_variable", "pooled"] = "per_variable"
     fusion_hidden: int = Field(32, ge=1)
+    ipsilateral_view: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -114,7 +118,11 @@ class ModelConfig(BaseModel):
 
 
 def build_model(
-    kind: ModelKind, config: ModelConfig, n_numeric: int, cardinalities: Sequence[int]
+    kind: ModelKind,
+    config: ModelConfig,
+    n_numeric: int,
+    cardinalities: Sequence[int],
+    side_index: int | None = None,
 ) -> nn.Module:
     """Build a neural survival model; ``model(batch)`` returns a (B,) log-risk.
 
@@ -124,11 +132,18 @@ def build_model(
         config: sizes and ablation switches.
         n_numeric: number of numeric clinical variables (columns of ``clin_num``).
         cardinalities: categories of each categorical variable (columns of ``clin_cat``).
+        side_index: column of ``clin_cat`` holding the operative side (codes L=0, R=1);
+            with ``config.ipsilateral_view`` the model sees right-operated patients mirrored.
     """
+    model: nn.Module
     if kind == "transeprelap":
-        return TransEpRelap(config, n_numeric, cardinalities)
-    if kind == "resnet_image":
-        return ResNetImageOnly(config)
-    if kind == "late_fusion":
-        return LateFusion(config, n_numeric, cardinalities)
-    raise ValueError(f"unknown model kind {kind!r}; use one of {MODEL_KINDS}")
+        model = TransEpRelap(config, n_numeric, cardinalities)
+    elif kind == "resnet_image":
+        model = ResNetImageOnly(config)
+    elif kind == "late_fusion":
+        model = LateFusion(config, n_numeric, cardinalities)
+    else:
+        raise ValueError(f"unknown model kind {kind!r}; use one of {MODEL_KINDS}")
+    if config.ipsilateral_view and side_index is not None:
+        model = IpsilateralView(model, side_index)
+    return model

@@ -237,6 +237,7 @@ def _build(
         model_config,
         n_numeric=len(tokenizer.numeric_names),
         cardinalities=list(tokenizer.cardinalities),
+        side_index=_side_index(tokenizer),
     )
     model = model.to(setup.device, memory_format=setup.memory_format)  # type: ignore[call-overload]
     optimizer = torch.optim.AdamW(

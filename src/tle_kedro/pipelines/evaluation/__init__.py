@@ -1,1 +1,5 @@
-"""Evaluation: metrics with intervals, comparison table, plots, clinical baseline table."""
+"""evaluation pipeline."""
+
+from tle_kedro.pipelines.evaluation.pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

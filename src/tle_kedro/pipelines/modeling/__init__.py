@@ -1,1 +1,5 @@
-"""Modeling: TransEpRelap, its ablations and the baselines in cross-validation."""
+"""modeling pipeline."""
+
+from tle_kedro.pipelines.modeling.pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]
