@@ -38,8 +38,8 @@ def make_project_copy(tmp_path: Path) -> Path:
     (root / "conf" / "local").mkdir(exist_ok=True)
     shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
     shutil.copy(PROJECT_ROOT / ".telemetry", root / ".telemetry")
-    # Kedro insists on the source folder; the package itself is the installed one.
-    (root / "src").symlink_to(PROJECT_ROOT / "src", target_is_directory=True)
+    # Kedro insists on a source folder inside the project; the package is the installed one.
+    (root / "src").mkdir()
     for layer in DATA_LAYERS:
         (root / "data" / layer).mkdir(parents=True)
     return root

@@ -88,7 +88,8 @@ def test_tracking_store_holds_the_run_its_folds_and_metric_history(smoke_run: Pa
         assert len(parents) == 2  # demo_cohort + default
         main = max(parents, key=lambda r: r.info.start_time)
         assert main.data.params["cv.n_splits"] == "3"
-        assert main.data.metrics["transeprelap.harrell_c"] > 0
+        assert 0 < main.data.metrics["eval.transeprelap.harrell_c"] < 1
+        assert main.data.metrics["cv.transeprelap.fit_seconds"] > 0
         children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == main.info.run_id]
         fold_runs = {r.info.run_name for r in children if "model" in r.data.tags}
         assert {f"transeprelap-r0-f{f}" for f in range(3)} <= fold_runs

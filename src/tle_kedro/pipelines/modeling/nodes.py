@@ -69,9 +69,9 @@ def summary_metrics(fold_metrics: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Mean test Harrell C and fit time per model, for the MLflow parent run."""
     out: dict[str, dict[str, float]] = {}
     for model, part in fold_metrics.groupby("model", sort=False):
-        out[f"cv.{model}.mean_fold_harrell_c"] = {
+        out[f"{model}.mean_fold_harrell_c"] = {
             "value": float(part["test_harrell_c"].mean()),
             "step": 0,
         }
-        out[f"cv.{model}.fit_seconds"] = {"value": float(part["fit_seconds"].sum()), "step": 0}
+        out[f"{model}.fit_seconds"] = {"value": float(part["fit_seconds"].sum()), "step": 0}
     return out

@@ -1,0 +1,245 @@
+"""`make bench`: measure the hot paths on the 220-patient demo cohort; rewrite docs/benchmarks.md.
+
+Every figure is produced here, by the command printed beside it, in a throw-away copy of the
+project (so the developer's data/ and mlflow.db are untouched). Wall times of whole pipeline
+runs are single runs (each takes minutes); micro-benchmarks report the median of repeats.
+
+    python benchmarks/run_benchmarks.py [--n-patients 220] [--skip-modeling]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYERS = ("01_raw", "02_intermediate", "03_primary", "04_feature", "05_model_input",
+          "06_models", "07_model_output", "08_reporting")  # fmt: skip
+
+
+@dataclass
+class Stage:
+    name: str
+    command: str
+    seconds: float
+    peak_mib: float
+
+
+def project_copy(base: Path) -> Path:
+    """Configuration + empty data layers; the installed package is used as is."""
+    root = base / "project"
+    shutil.copytree(ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
+    (root / "conf" / "local").mkdir(exist_ok=True)
+    for name in ("pyproject.toml", ".telemetry"):
+        shutil.copy(ROOT / name, root / name)
+    (root / "src").mkdir()
+    for layer in LAYERS:
+        (root / "data" / layer).mkdir(parents=True)
+    return root
+
+
+def timed(root: Path, name: str, *args: str) -> Stage:
+    """Run a command under GNU time in ``root``: wall seconds and peak resident memory."""
+    env = {**os.environ, "DO_NOT_TRACK": "1", "KEDRO_DISABLE_TELEMETRY": "1", "MPLBACKEND": "Agg"}
+    report = root / f".time-{name}"
+    cmd = ["/usr/bin/time", "-f", "%e %M", "-o", str(report), *args]
+    print(f"[bench] {name}: {' '.join(args)}", flush=True)
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+        raise SystemExit(f"[bench] {name} failed (exit {proc.returncode})")
+    seconds, kib = report.read_text().split()[-2:]
+    shown = " ".join(Path(a).name if a.startswith("/") else a for a in args)
+    return Stage(name, shown, float(seconds), float(kib) / 1024)
+
+
+def kedro(root: Path, name: str, *args: str) -> Stage:
+    return timed(root, name, str(Path(sys.executable).with_name("kedro")), "run", *args)
+
+
+def median_seconds(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def warm_load_seconds(root: Path) -> float:
+    from tle_kedro.datasets.tensors import ImageTensorsDataset
+
+    dataset = ImageTensorsDataset(str(root / "data/03_primary/image_tensors"))
+    return median_seconds(dataset.load, 7)
+
+
+def training_throughput(root: Path, steps: int = 6) -> tuple[float, float]:
+    """Patients/s of one training step (batch 32, forward + backward + AdamW), median of
+    ``steps``: TransEpRelap (CPU default) vs a plain MONAI ResNet-18 (2 channels in, 1 out,
+    stock widths and stride) trained the same way on the same tensors."""
+    import numpy as np
+    import torch
+    from monai.networks.nets import resnet18
+
+    from tle_kedro.datasets.tensors import ImageTensorsDataset
+    from tle_kedro.losses.cox import cox_partial_likelihood
+    from tle_kedro.models.batch import from_arrays
+    from tle_kedro.models.factory import ModelConfig, build_model
+
+    tensors = ImageTensorsDataset(str(root / "data/03_primary/image_tensors")).load()
+    b = 32
+    rng = np.random.default_rng(0)
+    vol = tensors.volumes[:b]
+    batch = from_arrays(
+        vol, np.ones((b, 2), bool), rng.normal(size=(b, 4)),
+        np.stack([rng.integers(0, 2, b) for _ in range(11)], 1),
+        rng.uniform(1, 30, b), np.arange(b) % 3 == 0,
+    )  # fmt: skip
+    ours = build_model(
+        "transeprelap", ModelConfig(grid_shape=tensors.grid_shape), 4, [2] * 11, side_index=1
+    )
+    plain = resnet18(spatial_dims=3, n_input_channels=2, num_classes=1)
+
+    def step_fn(model, forward):
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+        def step() -> None:
+            opt.zero_grad()
+            loss = cox_partial_likelihood(forward(model), batch.event, batch.time)
+            loss.backward()
+            opt.step()
+
+        step()  # warm-up
+        return step
+
+    ours_s = median_seconds(step_fn(ours.train(), lambda m: m(batch)), steps)
+    plain_s = median_seconds(
+        step_fn(plain.train(), lambda m: m(batch.images).squeeze(-1)), max(2, steps // 2)
+    )
+    return b / ours_s, b / plain_s
+
+
+def inference_seconds_per_patient(root: Path) -> float | None:
+    """Median seconds per patient of the registered champion on raw NIfTI input (if any)."""
+    try:
+        from tle_kedro.registry.benchmark import seconds_per_patient  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return float(seconds_per_patient(root))
+
+
+def machine() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{os.cpu_count()} CPU cores ({cpu}), {mem:.0f} GiB RAM, no GPU used; "
+        f"Python {platform.python_version()}, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads)"
+    )
+
+
+def write_report(out: Path, stages: list[Stage], extra: dict[str, str], table: str, n: int) -> None:
+    by = {s.name: s for s in stages}
+    pipelines = [s for s in stages if s.name in
+                 ("data_processing", "feature_engineering", "modeling", "evaluation")]  # fmt: skip
+    analysis = sum(s.seconds for s in pipelines)
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python benchmarks/run_benchmarks.py`); do not edit by hand.",
+        f"Measured on {time.strftime('%Y-%m-%d')}: {machine()}.",
+        f"Cohort: the synthetic demo cohort, {n} patients (default parameters).",
+        "Pipeline runs are single runs in a fresh copy of the project (minutes each);",
+        "micro-benchmarks are medians of repeats.",
+        "",
+        "## Pipeline runs",
+        "",
+        "| step | command | wall time | per patient | peak memory |",
+        "|---|---|---|---|---|",
+    ]
+    for s in stages:
+        per_patient_stages = ("demo_cohort", "data_processing", "data_processing_warm")
+        per = f"{1000 * s.seconds / n:.0f} ms" if s.name in per_patient_stages else ""
+        lines.append(
+            f"| {s.name} | `{s.command}` | {s.seconds:.1f} s | {per} | {s.peak_mib:.0f} MiB |"
+        )
+    if pipelines:
+        shares = ", ".join(f"{s.name} {100 * s.seconds / analysis:.0f} %" for s in pipelines)
+        lines += [
+            "",
+            "Default pipeline (`kedro run` after the demo cohort), sum of the pipelines above: "
+            f"**{analysis / 60:.1f} min**; shares: {shares}.",
+        ]
+    if "demo_cohort" in by and pipelines:
+        total = by["demo_cohort"].seconds + analysis
+        lines.append(f"`make run` from nothing (demo cohort + default): **{total / 60:.1f} min**")
+    lines += ["", "## Micro-benchmarks", "", "| figure | value | how |", "|---|---|---|"]
+    for key, value in extra.items():
+        lines.append(f"| {key} | {value} |")
+    if table:
+        lines += ["", "## Model comparison (out-of-fold, this run)", "", table.strip(), ""]
+    out.write_text("\n".join(lines) + "\n")
+    print(f"[bench] wrote {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n-patients", type=int, default=220)
+    parser.add_argument("--skip-modeling", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    n = args.n_patients
+    with tempfile.TemporaryDirectory(prefix="tle-bench-") as tmp:
+        root = project_copy(Path(tmp))
+        stages = [kedro(root, "demo_cohort", "--pipelines=demo_cohort",
+                        f"--params=demo_cohort.n_patients={n}")]  # fmt: skip
+        stages.append(kedro(root, "data_processing", "--pipelines=data_processing"))
+        stages.append(kedro(root, "data_processing_warm", "--pipelines=data_processing"))
+        stages.append(kedro(root, "feature_engineering", "--pipelines=feature_engineering"))
+        if not args.skip_modeling:
+            stages.append(kedro(root, "modeling", "--pipelines=modeling"))
+            stages.append(kedro(root, "evaluation", "--pipelines=evaluation"))
+        extra: dict[str, str] = {}
+        load = warm_load_seconds(root)
+        extra["warm load of the image tensors"] = (
+            f"{load:.2f} s for {n} patients | `ImageTensorsDataset.load()`, median of 7"
+        )
+        ours, plain = training_throughput(root)
+        extra["training throughput, TransEpRelap (CPU default)"] = (
+            f"{ours:.0f} patients/s | batch 32, forward+backward+AdamW, median of 6 steps"
+        )
+        extra["training throughput, plain MONAI ResNet-18"] = (
+            f"{plain:.0f} patients/s ({ours / plain:.1f}× slower than ours) | "
+            "`monai.networks.nets.resnet18(spatial_dims=3, n_input_channels=2, num_classes=1)`, "
+            "same batch, median of 3 steps"
+        )
+        per_patient = inference_seconds_per_patient(root)
+        if per_patient is not None:
+            extra["inference per patient (with preprocessing)"] = (
+                f"{per_patient:.2f} s | champion pyfunc on raw NIfTI, median"
+            )
+        table_path = root / "data/08_reporting/comparison_table.md"
+        table = table_path.read_text() if table_path.exists() else ""
+        write_report(args.out, stages, extra, table, n)
+
+
+if __name__ == "__main__":
+    main()

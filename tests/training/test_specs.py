@@ -1,0 +1,65 @@
+"""Model specs from parameters_modeling.yml."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.conftest import PROJECT_ROOT
+from tle_kedro.training.specs import ALL_MODELS, build_specs, parse_modeling_params
+
+GRID = (40, 32, 24)
+
+
+def _project_params() -> dict:
+    return yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_modeling.yml").read_text())[
+        "modeling"
+    ]
+
+
+def test_project_parameters_validate_and_list_every_model() -> None:
+    params, model, train, _, tuning = parse_modeling_params(_project_params(), GRID)
+    assert tuple(params.models) == ALL_MODELS
+    assert model.grid_shape == GRID  # taken from the image tensors, not the YAML
+    assert train.batch_size == 32
+    assert tuning.enabled
+
+
+def test_ablations_switch_one_modality_off_and_share_transeprelaps_study() -> None:
+    _, model, train, _, _ = parse_modeling_params(_project_params(), GRID)
+    specs = {s.name: s for s in build_specs(list(ALL_MODELS), model, train)}
+    assert specs["transeprelap"].tune_with == "transeprelap"
+    for name, off in [
+        ("transeprelap_no_pet", "use_pet"),
+        ("transeprelap_no_mri", "use_t1"),
+        ("transeprelap_no_clinical", "use_clinical"),
+    ]:
+        spec = specs[name]
+        assert spec.kind == "transeprelap"
+        assert getattr(spec.model_config, off) is False
+        assert spec.tune_with == "transeprelap"
+    assert specs["cox_clinical"].family == "cox_clinical"
+    assert specs["resnet_image"].tune_with is None
+
+
+def test_ablation_without_transeprelap_is_not_tuned_and_order_is_fixed() -> None:
+    _, model, train, _, _ = parse_modeling_params(_project_params(), GRID)
+    specs = build_specs(["transeprelap_no_pet", "cox_clinical"], model, train)
+    assert [s.name for s in specs] == ["cox_clinical", "transeprelap_no_pet"]
+    assert specs[1].tune_with is None
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"models": ["cnn"]}, "models"),
+        ({"models": ["cox_clinical", "cox_clinical"]}, "twice"),
+        ({"train": {"epochs": 0}}, "modeling.train.epochs"),
+        ({"model": {"d_model": 30, "n_heads": 4}}, "divisible"),
+        ({"tuning": {"n_trial": 3}}, "modeling.tuning.n_trial"),
+    ],
+)
+def test_bad_parameters_name_the_key(patch: dict, message: str) -> None:
+    raw = {**_project_params(), **patch}
+    with pytest.raises(ValueError, match=message):
+        parse_modeling_params(raw, GRID)
