@@ -136,7 +136,7 @@ class TuningConfig(_Strict):
         return self
 
 
-def parse_section(model: type[_Strict], raw: dict[str, Any] | None, where: str) -> Any:
+def parse_section(model: type[BaseModel], raw: dict[str, Any] | None, where: str) -> Any:
     """Validate ``raw`` as ``model``; a ``ValueError`` names the section and every bad key."""
     try:
         return model.model_validate(raw or {})

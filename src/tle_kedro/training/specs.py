@@ -39,7 +39,7 @@ class ModelingParams(BaseModel):
     """``modeling:`` in parameters_modeling.yml (sections validated by their own models)."""
 
     model_config = ConfigDict(extra="forbid")
-    models: list[ModelName] = Field(default_factory=lambda: list(ALL_MODELS), min_length=1)
+    models: list[ModelName] = Field(default_factory=lambda: list(ALL_MODELS), min_length=1)  # type: ignore[arg-type]
     model: dict[str, Any] = Field(default_factory=dict)
     train: dict[str, Any] = Field(default_factory=dict)
     classical: dict[str, Any] = Field(default_factory=dict)
@@ -66,9 +66,7 @@ def parse_modeling_params(
     return params, model, train, classical, tuning
 
 
-def build_specs(
-    names: list[str], model: ModelConfig, train: TrainConfig
-) -> list[ModelSpec]:
+def build_specs(names: list[str], model: ModelConfig, train: TrainConfig) -> list[ModelSpec]:
     """Model specs in a fixed order (TransEpRelap before its ablations, so its study exists)."""
     ordered = [n for n in ALL_MODELS if n in names]
     tuned_lead = "transeprelap" if "transeprelap" in ordered else None

@@ -58,9 +58,7 @@ def cross_validate_models(
         "train": train_cfg.model_dump(mode="json"),
         "classical": classical.model_dump(mode="json"),
         "tuning": tuning.model_dump(mode="json"),
-        "tuned_params": {
-            f"{m}-r{r}-f{f}": p for (m, r, f), p in result.tuned_params.items() if p
-        },
+        "tuned_params": {f"{m}-r{r}-f{f}": p for (m, r, f), p in result.tuned_params.items() if p},
     }
     return result.oof, result.fold_metrics, models, summary_metrics(result.fold_metrics), resolved
 
