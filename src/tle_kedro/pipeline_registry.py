@@ -5,9 +5,16 @@ from __future__ import annotations
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
-# `__default__` is the analysis a team runs on its cohort; `demo_cohort` (writes the synthetic
-# cohort) and `inference` (applies the champion to new patients) are run by name.
-DEFAULT_PIPELINES = ("data_processing", "feature_engineering", "modeling", "evaluation")
+# `__default__` is the analysis a team runs on its cohort, ending with the refitted model
+# registered and promoted (`final_model`); `demo_cohort` (writes the synthetic cohort) and
+# `inference` (applies the champion to new patients) are run by name.
+DEFAULT_PIPELINES = (
+    "data_processing",
+    "feature_engineering",
+    "modeling",
+    "evaluation",
+    "final_model",
+)
 
 
 def register_pipelines() -> dict[str, Pipeline]:

@@ -1,0 +1,54 @@
+"""The ``final_model`` pipeline: refit on every patient → MLflow pyfunc → registry alias.
+
+Runs after ``modeling`` in ``__default__`` (it reads ``oof_predictions`` for the validation
+metric and the risk-group cut). The model is logged and registered by the catalog entry
+``registered_model`` (``MlflowModelTrackingDataset``, ``registered_model_name``); the
+promotion node reads ``final_model_card``, saved by the same node right after the model, so
+it always runs once the new version exists.
+"""
+
+from __future__ import annotations
+
+from kedro.pipeline import Node, Pipeline
+
+from tle_kedro.pipelines.final_model import nodes
+
+
+def create_pipeline(**kwargs: object) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                nodes.fit_final,
+                inputs=[
+                    "clinical_validated",
+                    "image_tensors",
+                    "clinical_tokenizer",
+                    "params:modeling",
+                    "params:registry",
+                ],
+                outputs=["final_model", "final_fit_summary"],
+                name="fit_final_model",
+            ),
+            Node(
+                nodes.bundle_model,
+                inputs=[
+                    "final_model",
+                    "final_fit_summary",
+                    "oof_predictions",
+                    "clinical_validated",
+                    "image_tensors",
+                    "params:preprocessing",
+                    "params:registry",
+                ],
+                outputs=["registered_model", "final_model_card"],
+                name="log_and_register_model",
+            ),
+            Node(
+                nodes.promote_model,
+                inputs=["final_model_card", "params:registry"],
+                outputs=["promotion_decision", "promotion_metrics"],
+                name="promote_model",
+            ),
+        ],
+        tags=["final_model", "training"],
+    )

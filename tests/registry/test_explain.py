@@ -1,0 +1,123 @@
+"""Attribution maps, input contributions and the per-patient figure (slim TransEpRelap)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from tests.registry import fit_tiny
+from tests.training import tiny_cohort
+from tle_kedro.registry.explain import (
+    INPUTS,
+    attribution_maps,
+    explain,
+    modality_contributions,
+    patient_figure,
+    temporal_slices,
+)
+from tle_kedro.training.data import SurvivalArrays
+
+SHAPE = (16, 12, 8)
+
+
+@pytest.fixture(scope="module")
+def fitted_and_arrays() -> Iterator[tuple[torch.nn.Module, SurvivalArrays]]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    cohort = tiny_cohort(8, shape=SHAPE)
+    cohort.images.index.loc[1, "has_pet"] = False
+    cohort.images.volumes[1, 1] = 0.0
+    fitted = fit_tiny(cohort.clinical, cohort.images)
+    ids = list(cohort.clinical["participant_id"])
+    yield fitted.model, fitted.arrays(ids, cohort.images, cohort.clinical)
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "occlusion"])
+def test_maps_have_the_image_shape_and_are_not_constant(fitted_and_arrays, method: str) -> None:  # type: ignore[no-untyped-def]
+    model, arrays = fitted_and_arrays
+    maps = attribution_maps(model, arrays.batch([0]), method, n_steps=8, window=4, stride=4)  # type: ignore[arg-type]
+    assert maps.shape == (2, *SHAPE)
+    assert maps.dtype == np.float32
+    for channel in range(2):
+        assert np.isfinite(maps[channel]).all()
+        assert maps[channel].std() > 0
+
+
+def test_integrated_gradients_complete_to_the_risk_difference(fitted_and_arrays) -> None:  # type: ignore[no-untyped-def]
+    model, arrays = fitted_and_arrays
+    batch = arrays.batch([0])
+    maps = attribution_maps(model, batch, n_steps=64)
+    with torch.no_grad():
+        risk = float(model(batch)[0])
+        zero = float(model(batch.with_images(torch.zeros_like(batch.images)))[0])
+    # Completeness axiom (Sundararajan et al. 2017), up to the path discretisation.
+    assert maps.sum() == pytest.approx(risk - zero, abs=0.05 + 0.1 * abs(risk - zero))
+
+
+def test_a_missing_modality_gets_a_zero_map_and_no_contribution(fitted_and_arrays) -> None:  # type: ignore[no-untyped-def]
+    model, arrays = fitted_and_arrays
+    result = explain(model, arrays.batch([1]), n_steps=8)
+    assert not result.attributions[1].any()
+    assert result.attributions[0].std() > 0
+    assert result.contributions["PET"] == 0.0
+    assert result.shares["PET"] == 0.0
+
+
+def test_shares_sum_to_one_and_contributions_are_risk_changes(fitted_and_arrays) -> None:  # type: ignore[no-untyped-def]
+    model, arrays = fitted_and_arrays
+    batch = arrays.batch([2])
+    risk, contributions, shares = modality_contributions(model, batch)
+    assert set(shares) == set(INPUTS)
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert all(0.0 <= s <= 1.0 for s in shares.values())
+    masked = batch.with_images(batch.images.clone())
+    masked.images[:, 1] = 0.0
+    masked.modality_mask[:, 1] = False
+    with torch.no_grad():
+        without_pet = float(model(masked)[0])
+    assert contributions["PET"] == pytest.approx(risk - without_pet, abs=1e-5)
+
+
+def test_more_than_one_patient_is_refused(fitted_and_arrays) -> None:  # type: ignore[no-untyped-def]
+    model, arrays = fitted_and_arrays
+    with pytest.raises(ValueError, match="one patient"):
+        attribution_maps(model, arrays.batch([0, 1]))
+
+
+def test_slices_go_through_the_temporal_lobes_on_an_mni_grid() -> None:
+    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    affine[:3, 3] = [-72.0, -64.0, -48.0]  # the default crop box origin
+    z, y = temporal_slices(affine, (40, 32, 24))
+    assert -48 + 4 * z == pytest.approx(-18, abs=4)  # mesial temporal z centre
+    assert -64 + 4 * y == pytest.approx(-21, abs=4)
+    assert temporal_slices(np.eye(4), (4, 4, 4)) == (2, 2)  # outside the grid: middle slices
+
+
+def test_patient_figure_has_curve_contributions_and_four_slices(fitted_and_arrays) -> None:  # type: ignore[no-untyped-def]
+    model, arrays = fitted_and_arrays
+    result = explain(model, arrays.batch([1]), n_steps=4)
+    times = np.linspace(0, 36, 50)
+    fig = patient_figure(
+        "sub-001",
+        result,
+        arrays.images[1].numpy(),
+        np.eye(4),
+        times,
+        np.exp(-times / 30),
+        {
+            "risk_group": "high",
+            "p_recurrence_12": 0.3,
+            "p_recurrence_24": 0.5,
+            "modalities_used": "T1+clinical",
+        },
+    )
+    assert isinstance(fig, Figure)
+    titles = " ".join(ax.get_title() for ax in fig.axes)
+    assert "risk group: high" in titles
+    assert "T1 axial" in titles and "T1 coronal" in titles
+    assert any(t.get_text() == "PET missing" for ax in fig.axes for t in ax.texts)
