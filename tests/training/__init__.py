@@ -88,7 +88,11 @@ class TinyModel(nn.Module):
 
 
 def tiny_build_model(
-    kind: str, config: object, n_numeric: int, cardinalities: list[int]
+    kind: str,
+    config: object,
+    n_numeric: int,
+    cardinalities: list[int],
+    side_index: int | None = None,
 ) -> nn.Module:
     """Stand-in for ``models.factory.build_model`` (fast; same signature)."""
     return TinyModel(n_numeric)

@@ -160,7 +160,7 @@ def test_augmentation_runs_in_training_only_and_a_flip_swaps_the_side(
 
     monkeypatch.setattr(fit, "augment_batch", flip_all)
     monkeypatch.setattr(
-        fit, "build_model", lambda k, c, n_numeric, cardinalities: Recorder(n_numeric)
+        fit, "build_model", lambda k, c, n_numeric, cardinalities, side_index: Recorder(n_numeric)
     )
     model = _fit(_cfg(epochs=2, inner_val_fraction=0.0))
     assert sum(calls) == 2 * len(IDS)  # every training patient, every epoch; never in eval
