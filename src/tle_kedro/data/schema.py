@@ -11,24 +11,9 @@ import pandas as pd
 import pandera.pandas as pa
 
 from tle_kedro.data.cohort import PARTICIPANT_ID_PATTERN, CohortError, is_valid_participant_id
+from tle_kedro.data.columns import BINARY_COLUMNS, NUMERIC_COLUMNS
 from tle_kedro.data.exclusions import Reason, exclusion_row, exclusions_frame
 
-NUMERIC_COLUMNS: tuple[str, ...] = (
-    "age_at_onset_months",
-    "age_at_surgery_months",
-    "epilepsy_duration_months",
-    "seizure_frequency_per_month",
-)
-BINARY_COLUMNS: tuple[str, ...] = (
-    "febrile_seizures",
-    "secondary_generalization",
-    "early_brain_injury",
-    "family_history",
-    "hypoxia",
-    "cns_infection",
-    "head_trauma",
-    "prior_surgery",
-)
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "sex": ("M", "F"),
     "operative_side": ("L", "R"),

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from tle_kedro.data.columns import BINARY_COLUMNS
+
 BASELINE_COLUMNS = ("variable", "level", "seizure_free", "recurrent", "p_value", "test")
 CONTINUOUS = (
     "age_at_onset_months",
@@ -24,16 +26,7 @@ CONTINUOUS = (
     "seizure_frequency_per_month",
     "time_months",
 )
-BINARY = (
-    "febrile_seizures",
-    "secondary_generalization",
-    "early_brain_injury",
-    "family_history",
-    "hypoxia",
-    "cns_infection",
-    "head_trauma",
-    "prior_surgery",
-)
+BINARY = BINARY_COLUMNS
 CATEGORICAL = ("sex", "operative_side", "mri_finding", *BINARY)
 MANN_WHITNEY = "Mann-Whitney U"
 CHI2 = "chi-squared"

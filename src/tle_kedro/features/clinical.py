@@ -26,21 +26,14 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
+from tle_kedro.data.columns import BINARY_COLUMNS
+
 logger = logging.getLogger(__name__)
 
 SIDE_COLUMN = "operative_side"
 SIDE_CODES: tuple[str, str] = ("L", "R")  # fixed: the left-right flip swaps codes 0 and 1
 
-HISTORY_ITEMS: list[str] = [
-    "febrile_seizures",
-    "secondary_generalization",
-    "early_brain_injury",
-    "family_history",
-    "hypoxia",
-    "cns_infection",
-    "head_trauma",
-    "prior_surgery",
-]
+HISTORY_ITEMS: list[str] = list(BINARY_COLUMNS)
 
 
 class ClinicalFeatureConfig(BaseModel):

@@ -10,17 +10,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tle_kedro.data.columns import BINARY_COLUMNS
+
 Vec3 = tuple[float, float, float]
-HISTORY_ITEMS: tuple[str, ...] = (
-    "febrile_seizures",
-    "secondary_generalization",
-    "early_brain_injury",
-    "family_history",
-    "hypoxia",
-    "cns_infection",
-    "head_trauma",
-    "prior_surgery",
-)
+HISTORY_ITEMS: tuple[str, ...] = BINARY_COLUMNS
 
 
 class _Strict(BaseModel):
