@@ -181,3 +181,12 @@ def test_the_final_model_is_tuned_and_fitted_on_every_patient(tmp_path: Path) ->
     assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["tep-final"]
     assert model.train_config.lr == params["train.lr"]
     assert model.train_config.epochs == TRAIN.epochs
+
+
+def test_pooled_risk_is_the_log_cumulative_hazard_at_24_months_and_keeps_fold_order() -> None:
+    from tle_kedro.training.cv import pooled_risk
+
+    log_risk = np.array([-1.0, 0.0, 0.5, 2.0])
+    surv_24 = np.exp(-0.3 * np.exp(log_risk))  # Cox: S = exp(-H0(24) e^eta), H0(24) = 0.3
+    np.testing.assert_allclose(pooled_risk(surv_24), np.log(0.3) + log_risk)
+    assert np.isfinite(pooled_risk(np.array([0.0, 1.0]))).all()

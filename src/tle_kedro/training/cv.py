@@ -303,6 +303,20 @@ def run_cross_validation(
     return result
 
 
+def pooled_risk(surv_24: np.ndarray) -> np.ndarray:
+    """Out-of-fold risk on one scale across folds: log H(24 | x) = log(−log S(24 | x)).
+
+    A Cox log-risk is identified only up to an additive constant, and each fold's model picks
+    its own, so pooling raw log-risks over folds mixes scales (measured on the demo cohort:
+    pooled Harrell C of the image-only ResNet 0.62 vs 0.75 for the same predictions on this
+    scale). The predicted cumulative hazard at 24 months goes through each fold's Breslow
+    baseline, so it is an absolute prediction; within a fold it is a monotone function of a
+    Cox model's log-risk, so per-fold rankings are unchanged.
+    """
+    s = np.clip(np.asarray(surv_24, dtype=np.float64), 1e-12, 1.0 - 1e-12)
+    return np.log(-np.log(s))
+
+
 def _oof_frame(
     name: str, split: tuple[int, int, list[str], list[str]], pred: SurvivalPrediction
 ) -> pd.DataFrame:
@@ -313,7 +327,7 @@ def _oof_frame(
             "model": name,
             "repeat": repeat,
             "fold": fold,
-            "risk": pred.risk,
+            "risk": pooled_risk(pred.surv_24),
             "surv_12": pred.surv_12,
             "surv_24": pred.surv_24,
         }
