@@ -174,7 +174,53 @@ def machine() -> str:
     )
 
 
-def write_report(out: Path, stages: list[Stage], extra: dict[str, str], table: str, n: int) -> None:
+def target_lines(by: dict[str, Stage], values: dict[str, float], n: int) -> list[str]:
+    """The issues' targets beside what this run measured (met / not met, no rounding games)."""
+    rows: list[tuple[str, str, float | None, float, bool]] = []  # name, unit, value, target, <=?
+
+    def stage(name: str) -> float | None:
+        return by[name].seconds if name in by else None
+
+    analysis = [stage(s) for s in ("data_processing", "feature_engineering", "modeling",
+                                   "evaluation", "final_model")]  # fmt: skip
+    if stage("demo_cohort") is not None and all(a is not None for a in analysis):
+        total = (stage("demo_cohort") or 0) + sum(a or 0 for a in analysis)
+        rows.append(("`make run` wall time", "min", total / 60, 10, True))
+    if stage("modeling") is not None:
+        rows.append(("modeling pipeline wall time", "min", (stage("modeling") or 0) / 60, 6, True))
+        rows.append(("modeling peak memory", "GiB", by["modeling"].peak_mib / 1024, 4, True))
+    if stage("data_processing") is not None:
+        cold = (stage("data_processing") or 0) / n
+        rows.append(("cold preprocessing per patient (incl. kedro start)", "s", cold, 1, True))
+    rows.append(("warm load of the image tensors", "s", values.get("warm_load"), 2, True))
+    rows.append(("inference per patient", "s", values.get("inference"), 2, True))
+    if "transeprelap_c" in values and "oracle_c" in values:
+        ratio = values["transeprelap_c"] / values["oracle_c"]
+        rows.append(("TransEpRelap OOF Harrell C / oracle C", "", ratio, 0.92, False))
+    out = [
+        "## Targets (from the issues) against this run",
+        "",
+        "| figure | measured | target | met |",
+        "|---|---|---|---|",
+    ]
+    for name, unit, value, target, at_most in rows:
+        if value is None:
+            continue
+        met = value <= target if at_most else value >= target
+        sign = "≤" if at_most else "≥"
+        out.append(f"| {name} | {value:.2f} {unit} | {sign} {target:g} {unit} | "
+                   f"{'yes' if met else '**no**'} |")  # fmt: skip
+    return out
+
+
+def write_report(
+    out: Path,
+    stages: list[Stage],
+    extra: dict[str, str],
+    table: str,
+    n: int,
+    extra_values: dict[str, float],
+) -> None:
     by = {s.name: s for s in stages}
     pipelines = [s for s in stages if s.name in
                  ("data_processing", "feature_engineering", "modeling", "evaluation",
@@ -213,6 +259,7 @@ def write_report(out: Path, stages: list[Stage], extra: dict[str, str], table: s
     lines += ["", "## Micro-benchmarks", "", "| figure | value | how |", "|---|---|---|"]
     for key, value in extra.items():
         lines.append(f"| {key} | {value} |")
+    lines += ["", *target_lines(by, extra_values, n)]
     if table:
         lines += ["", "## Model comparison (out-of-fold, this run)", "", table.strip(), ""]
     out.write_text("\n".join(lines) + "\n")
@@ -238,7 +285,9 @@ def main() -> None:
             stages.append(kedro(root, "evaluation", "--pipelines=evaluation"))
             stages.append(kedro(root, "final_model", "--pipelines=final_model"))
         extra: dict[str, str] = {}
+        values: dict[str, float] = {}
         load = warm_load_seconds(root)
+        values["warm_load"] = load
         extra["warm load of the image tensors"] = (
             f"{load:.2f} s for {n} patients | `ImageTensorsDataset.load()`, median of 7"
         )
@@ -253,6 +302,7 @@ def main() -> None:
         )
         if not args.skip_modeling:
             load, per_patient = inference_seconds_per_patient(root)
+            values["inference"] = per_patient
             extra["inference per patient (with preprocessing)"] = (
                 f"{per_patient:.2f} s | `models:/tle_transeprelap@champion` pyfunc on raw NIfTI "
                 f"(validation, registration, prediction), one patient per call, median of 10; "
@@ -260,7 +310,15 @@ def main() -> None:
             )
         table_path = root / "data/08_reporting/comparison_table.md"
         table = table_path.read_text() if table_path.exists() else ""
-        write_report(args.out, stages, extra, table, n)
+        csv_path = root / "data/08_reporting/comparison_table.csv"
+        if csv_path.exists():
+            import pandas as pd
+
+            comparison = pd.read_csv(csv_path).set_index("model")
+            if "transeprelap" in comparison.index and "oracle_c" in comparison.columns:
+                values["transeprelap_c"] = float(comparison.loc["transeprelap", "harrell_c"])
+                values["oracle_c"] = float(comparison.loc["transeprelap", "oracle_c"])
+        write_report(args.out, stages, extra, table, n, values)
 
 
 if __name__ == "__main__":
