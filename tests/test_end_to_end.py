@@ -102,3 +102,41 @@ def test_tracking_store_holds_the_run_its_folds_and_metric_history(smoke_run: Pa
         assert "reporting/comparison_table.csv" in artifacts
     finally:
         mlflow.set_tracking_uri(None)
+
+
+def test_champion_predicts_for_a_fresh_cohort_without_outcomes(smoke_run: Path) -> None:
+    """The user's last step: new patients (another seed, never trained on), no outcome
+    columns, one PET removed → predictions from models:/tle_transeprelap@champion."""
+    from tests.conftest import run_kedro_command
+
+    new = smoke_run / "new_patients"
+    run_kedro_command(
+        smoke_run,
+        "run",
+        "--env=smoke",
+        "--pipelines=demo_cohort",
+        f"--params=cohort_dir={new},demo_cohort.n_patients=4,demo_cohort.seed=99",
+    )
+    table = pd.read_csv(new / "participants.tsv", sep="\t")
+    table.drop(columns=["engel_class", "recurrence", "time_months"]).to_csv(
+        new / "participants.tsv", sep="\t", index=False
+    )
+    (new / "derivatives").rename(smoke_run / "new_patients_truth")  # a real cohort has none
+    no_pet = table["participant_id"].iloc[0]
+    (new / no_pet / "pet" / f"{no_pet}_trc-FDG_pet.nii.gz").unlink()
+
+    run_kedro_command(smoke_run, "run", "--env=smoke", "--pipelines=inference",
+                      f"--params=cohort_dir={new}")  # fmt: skip
+
+    predictions = pd.read_csv(smoke_run / "data/07_model_output/predictions.csv")
+    assert list(predictions.columns[:6]) == [
+        "participant_id", "risk", "risk_group", "p_recurrence_12", "p_recurrence_24",
+        "modalities_used",
+    ]  # fmt: skip
+    assert sorted(predictions["participant_id"]) == sorted(table["participant_id"])
+    assert set(predictions["risk_group"]) <= {"low", "high"}
+    assert (predictions["p_recurrence_24"] >= predictions["p_recurrence_12"]).all()
+    used = predictions.set_index("participant_id")["modalities_used"]
+    assert "PET" not in used[no_pet] and "T1" in used[no_pet]
+    reports = smoke_run / "data/08_reporting/inference"
+    assert {p.stem for p in reports.glob("*.png")} == set(table["participant_id"])

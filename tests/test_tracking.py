@@ -26,14 +26,18 @@ REPORT = FoldReport(
 
 @pytest.fixture
 def store(tmp_path: Path):
+    # No mlflow.set_experiment: it would leave a global active experiment id behind for
+    # other tests' stores.
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    mlflow.set_experiment("t")
-    yield MlflowClient()
+    client = MlflowClient()
+    client.create_experiment("t")
+    yield client
     mlflow.set_tracking_uri(None)
 
 
 def test_fold_run_is_nested_with_params_metrics_and_history(store: MlflowClient) -> None:
-    with mlflow.start_run() as parent:
+    experiment_id = store.get_experiment_by_name("t").experiment_id
+    with mlflow.start_run(experiment_id=experiment_id) as parent:
         MlflowFoldLogger({"transeprelap": {"kind": "transeprelap"}})(REPORT)
     runs = store.search_runs([parent.info.experiment_id])
     child = next(r for r in runs if r.info.run_id != parent.info.run_id)

@@ -41,6 +41,7 @@ class MlflowFoldLogger:
         name = f"{report.model}-r{report.repeat}-f{report.fold}"
         with mlflow.start_run(
             run_name=name,
+            experiment_id=parent.info.experiment_id,
             nested=True,
             tags={"model": report.model, "repeat": str(report.repeat), "fold": str(report.fold)},
         ):
