@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 $(COHORT)/participants.tsv: | $(STAMP)
-	$(BIN)/kedro run --pipeline=demo_cohort
+	$(BIN)/kedro run --pipelines=demo_cohort
 
 demo: $(COHORT)/participants.tsv
 
