@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tle_kedro.data.columns import BINARY_COLUMNS
+
 WEIBULL_SHAPE = 0.8
 WEIBULL_SCALE = 40.0  # months
 SURV_TIMES = (6.0, 12.0, 18.0, 24.0, 30.0)
@@ -41,17 +43,7 @@ def make_cohort(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
             "time_months": np.minimum(event_time, follow_up),
         }
     )
-    names = [
-        "febrile_seizures",
-        "secondary_generalization",
-        "early_brain_injury",
-        "family_history",
-        "hypoxia",
-        "cns_infection",
-        "head_trauma",
-        "prior_surgery",
-    ]
-    for k, name in enumerate(names):
+    for k, name in enumerate(BINARY_COLUMNS):
         clinical[name] = binary[:, k]
     clinical.loc[clinical.index[:3], "age_at_onset_months"] = np.nan
     clinical["engel_class"] = np.where(clinical["recurrence"] == 1, "II", "I")

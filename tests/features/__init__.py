@@ -5,19 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tle_kedro.data.columns import BINARY_COLUMNS
 from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.data.regions import DEFAULT_CROP_BOX_MNI, crop_grid_affine
 
-HISTORY = [
-    "febrile_seizures",
-    "secondary_generalization",
-    "early_brain_injury",
-    "family_history",
-    "hypoxia",
-    "cns_infection",
-    "head_trauma",
-    "prior_surgery",
-]
+HISTORY = list(BINARY_COLUMNS)
 GRID = (24, 16, 12)
 
 

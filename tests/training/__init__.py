@@ -9,19 +9,11 @@ import pandas as pd
 import torch
 from torch import nn
 
+from tle_kedro.data.columns import BINARY_COLUMNS
 from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.models.batch import SurvivalBatch
 
-HISTORY = [
-    "febrile_seizures",
-    "secondary_generalization",
-    "early_brain_injury",
-    "family_history",
-    "hypoxia",
-    "cns_infection",
-    "head_trauma",
-    "prior_surgery",
-]
+HISTORY = list(BINARY_COLUMNS)
 
 
 @dataclass(frozen=True)

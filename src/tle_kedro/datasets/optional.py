@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from kedro.io import AbstractDataset
+from kedro.io import AbstractDataset, DatasetError
 
 
 class OptionalTSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
@@ -26,7 +26,8 @@ class OptionalTSVDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return pd.read_csv(self._filepath, sep="\t")
 
     def save(self, data: pd.DataFrame) -> None:
-        raise NotImplementedError(f"{self._filepath} is read-only input")
+        # Input only: no node may write the ground truth (Kedro still needs a save method).
+        raise DatasetError(f"{self._filepath} is read-only input; no pipeline writes it")
 
     def _exists(self) -> bool:
         return True
