@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -65,15 +64,3 @@ def run_kedro_command(
             f"--- stdout ---\n{proc.stdout[-6000:]}\n--- stderr ---\n{proc.stderr[-6000:]}"
         )
     return proc
-
-
-@pytest.fixture
-def kedro_project(tmp_path: Path) -> Path:
-    """A throw-away copy of the project (see :func:`make_project_copy`)."""
-    return make_project_copy(tmp_path)
-
-
-@pytest.fixture
-def run_kedro() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """:func:`run_kedro_command` as a fixture."""
-    return run_kedro_command
