@@ -64,3 +64,17 @@ def run_kedro_command(
             f"--- stdout ---\n{proc.stdout[-6000:]}\n--- stderr ---\n{proc.stderr[-6000:]}"
         )
     return proc
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """demo_cohort, then the default pipeline (``--env=smoke``), in a throw-away project copy.
+
+    One real run shared by every test that needs its outputs (data layers, ``mlflow.db`` with
+    the registered champion): end-to-end checks, the browser tests, the notebook and the
+    store scan. Tests must not modify what it wrote, except under their own sub-folders.
+    """
+    root = make_project_copy(tmp_path_factory.mktemp("e2e"))
+    run_kedro_command(root, "run", "--env=smoke", "--pipelines=demo_cohort")
+    run_kedro_command(root, "run", "--env=smoke")
+    return root
