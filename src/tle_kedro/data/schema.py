@@ -144,7 +144,7 @@ def _parse(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[_Problem]]:
     parsed = raw.copy()
     problems: list[_Problem] = []
     for name in raw.columns:
-        stripped = raw[name].str.strip().replace("", np.nan)
+        stripped = _as_text(raw[name]).str.strip().replace("", np.nan)
         if name not in _FLOAT_COLUMNS:
             parsed[name] = stripped.astype(object).where(stripped.notna(), None)
             continue
@@ -156,6 +156,20 @@ def _parse(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[_Problem]]:
             )
         parsed[name] = numbers
     return parsed, problems
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    """Cells as ``str``, missing as NaN (object dtype).
+
+    ``participants.tsv`` is read as text, but a caller may pass a typed frame: a number, a bool
+    or bytes is judged by its text (``140`` parses, ``True`` is invalid), never silently taken
+    for a missing value, and a column without any string does not break the ``.str`` accessor.
+    """
+    return column.map(lambda v: np.nan if _is_missing(v) else str(v)).astype(object)
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
 
 
 def _schema_problems(

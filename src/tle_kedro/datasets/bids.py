@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kedro.io import AbstractDataset
+from kedro.io import AbstractDataset, DatasetError
 
-from tle_kedro.data.cohort import RawCohort, read_cohort
+from tle_kedro.data.cohort import CohortError, RawCohort, read_cohort
 from tle_kedro.data.demo.writer import SyntheticCohort, write_cohort
 
 
@@ -23,7 +23,17 @@ class BIDSCohortDataset(AbstractDataset[SyntheticCohort, RawCohort]):
         self.metadata = metadata
 
     def load(self) -> RawCohort:
-        return read_cohort(self._path)
+        """The cohort as read.
+
+        Raises:
+            DatasetError: the folder or table is unusable; the message is the
+                :class:`~tle_kedro.data.cohort.CohortError`'s (file and fix), stated once: the
+                library traceback is not chained (Kedro wraps it once more with the dataset name).
+        """
+        try:
+            return read_cohort(self._path)
+        except CohortError as err:
+            raise DatasetError(str(err)) from None
 
     def save(self, data: SyntheticCohort) -> None:
         write_cohort(data, self._path)
