@@ -110,8 +110,15 @@ def trace_shapes(model: nn.Module, batch: Any) -> list[ShapeRow]:
     for m in modalities:
         name = "T1" if m == "t1" else "PET"
         net = core.encoders.encoders[m].net
+        k = net.conv1.kernel_size[0]
+        if core.encoders.encoders[m].asymmetry_channel:
+            hooks.append(
+                net.conv1.register_forward_hook(
+                    record(f"{name} encoder input", "image ⊕ x − mirror(x)", use_input=True)
+                )
+            )
         stages = [
-            (net.conv1, f"{name} encoder stem: conv 7³", "ResNet conv1 + BN + ReLU"),
+            (net.conv1, f"{name} encoder stem: conv {k}³", "ResNet conv1 + BN + ReLU"),
             (net.maxpool, f"{name} encoder stem: max-pool", "ResNet maxpool"),
             (net.layer1, f"{name} encoder stage 1", "2 basic blocks"),
             (net.layer2, f"{name} encoder stage 2", "2 basic blocks, stride 2"),
@@ -150,6 +157,13 @@ def trace_shapes(model: nn.Module, batch: Any) -> list[ShapeRow]:
                     record("clinical intra-modality attention", "TransformerEncoder")
                 )
             )
+    if core.clinical is not None and core.config.clinical_tokens == "pooled":
+        # the pooling is a masked mean inside forward, not a module: read it off the joint input
+        def pooled(_mod: nn.Module, args: tuple[Any, ...], _out: Any) -> None:
+            b, _, d = args[0].shape
+            rows.append(ShapeRow("clinical token (pooled)", "masked mean", _symbolic((b, 1, d))))
+
+        hooks.append(core.inter.register_forward_hook(pooled))
     hooks.append(
         core.inter.register_forward_hook(
             record("[summary] + all tokens", "concatenation", use_input=True)
@@ -200,7 +214,9 @@ def config_line(config: Any, n_tokens: int) -> str:
     """One line naming the sizes the table was traced with."""
     return (
         f"Traced with grid {tuple(config.grid_shape)}, widths {tuple(config.widths)}, "
-        f"conv1 stride {config.conv1_stride}, d = {config.d_model}, {config.n_heads} heads, "
+        f"conv1 {config.conv1_kernel}³ stride {config.conv1_stride}, "
+        f"asymmetry channel {'on' if config.asymmetry_channel else 'off'}, "
+        f"clinical tokens {config.clinical_tokens}, d = {config.d_model}, {config.n_heads} heads, "
         f"{config.n_intra_layers} intra + {config.n_inter_layers} inter layer(s), "
         f"feed-forward {config.ff_mult} × d; {n_tokens} tokens per patient "
         f"(1 summary + image + clinical)."
@@ -287,7 +303,9 @@ _HEAD_TEXT = "summary token\nLayerNorm → Linear\nlog-risk (Cox)\n+ Breslow →
 _FOOTNOTE = (
     "Ipsilateral view: right-operated patients are mirrored left–right before the encoders. "
     "A missing or dropped modality is removed\nfrom attention (its encoder does not run); "
-    "a missing clinical value is a masked token, never a zero. Sizes: CPU default [paper env]."
+    "a missing clinical value is a masked token, never a zero. Sizes: CPU default [paper env].\n"
+    "Each encoder sees the image and its left–right difference x − mirror(x). The CPU default "
+    "pools the clinical tokens into one after their self-attention."
 )
 
 

@@ -199,3 +199,26 @@ def test_the_real_transeprelap_trains_through_the_same_loop(
     pred = model.predict(_arrays(model, IDS[:4]))
     assert pred.risk.shape == (4,) and np.isfinite(pred.risk).all()
     assert len(model.history) == 2
+
+
+def _weights(model: fit.FittedNeuralModel) -> torch.Tensor:
+    return torch.cat([t.detach().flatten().float() for t in model.model.state_dict().values()])
+
+
+def test_the_weight_average_is_what_is_kept_and_a_tiny_decay_is_the_last_step() -> None:
+    cfg = _cfg(epochs=4, inner_val_fraction=0.0, batch_size=4)
+    last = _fit(cfg)
+    near_last = _fit(cfg.model_copy(update={"ema_decay": 1e-9}))
+    averaged = _fit(cfg.model_copy(update={"ema_decay": 0.9}))
+    torch.testing.assert_close(_weights(near_last), _weights(last), rtol=0, atol=1e-6)
+    assert not torch.allclose(_weights(averaged), _weights(last), atol=1e-4)
+    arrays = _arrays(averaged, IDS)
+    risk = averaged.log_risk(arrays)
+    assert np.isfinite(risk).all() and risk.shape == (len(IDS),)
+
+
+def test_with_early_stopping_the_average_is_validated_and_restored() -> None:
+    cfg = _cfg(epochs=5, inner_val_fraction=0.4, early_stopping_patience=10, ema_decay=0.5)
+    model = _fit(cfg)
+    assert len(model.history) == 5 and 0 <= model.best_epoch < 5
+    assert all(not math.isnan(h["val_c"]) for h in model.history)

@@ -21,7 +21,7 @@ def test_project_parameters_validate_and_list_every_model() -> None:
     params, model, train, _, tuning = parse_modeling_params(_project_params(), GRID)
     assert tuple(params.models) == ALL_MODELS
     assert model.grid_shape == GRID  # taken from the image tensors, not the YAML
-    assert train.batch_size == 32
+    assert train.batch_size == 16 and train.inner_val_fraction == 0.0
     assert tuning.enabled
 
 
@@ -63,3 +63,23 @@ def test_bad_parameters_name_the_key(patch: dict, message: str) -> None:
     raw = {**_project_params(), **patch}
     with pytest.raises(ValueError, match=message):
         parse_modeling_params(raw, GRID)
+
+
+@pytest.mark.parametrize("env", ["paper", "tuning", "smoke"])
+def test_every_environment_merges_into_valid_parameters(env: str) -> None:
+    from kedro.config import OmegaConfigLoader
+
+    from tle_kedro.settings import CONFIG_LOADER_ARGS
+    from tle_kedro.training.tuning import base_point
+
+    loader = OmegaConfigLoader(
+        str(PROJECT_ROOT / "conf"), env=env, **{**CONFIG_LOADER_ARGS, "default_run_env": env}
+    )
+    raw = loader["parameters"]["modeling"]
+    _, model, train, _, tuning = parse_modeling_params(raw, (40, 32, 24))
+    if env == "paper":
+        # tuning must not shrink the full-size model back to the CPU search space
+        assert set(tuning.search_space["model.d_model"].choices or []) == {128, 256}
+        assert model.d_model == 256 and model.widths == (64, 128, 256, 512)
+        assert base_point(dict(tuning.search_space), model, train) is not None
+        assert train.augment.backend == "torchio" and train.inner_val_fraction > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -129,3 +130,84 @@ def test_trials_become_nested_runs_under_the_active_run(tmp_path: Path) -> None:
         children[0].info.run_id, "val_c"
     )
     assert [m.step for m in history] == [0, 1, 2]
+
+
+def test_a_fresh_study_first_tries_the_configured_values(tmp_path: Path) -> None:
+    result = _tune(tmp_path, n_trials=2)
+    first = result.trials[0]
+    assert first.number == 0
+    assert first.params == {"train.lr": 1e-3, "train.weight_decay": 0.01}  # TrainConfig defaults
+    assert len(result.trials) == 2 and result.trials[1].params != first.params
+
+
+def test_a_resumed_study_does_not_enqueue_the_configured_values_again(tmp_path: Path) -> None:
+    _tune(tmp_path, n_trials=1)
+    again = _tune(tmp_path, n_trials=1)
+    assert [t.number for t in again.trials] == [1]
+    assert again.trials[0].params != {"train.lr": 1e-3, "train.weight_decay": 0.01}
+
+
+def test_configured_values_outside_the_space_are_not_enqueued() -> None:
+    space = {"train.lr": ParamRange(low=1e-2, high=1e-1, log=True)}
+    assert tuning.base_point(space, None, TrainConfig(lr=1e-3)) is None
+    assert tuning.base_point(space, None, TrainConfig(lr=2e-2)) == {"train.lr": 2e-2}
+    choice = {"model.d_model": ParamRange(choices=[32, 64])}
+    assert tuning.base_point(choice, ModelConfig(d_model=32), TrainConfig()) == {
+        "model.d_model": 32
+    }
+
+
+def test_trials_are_scored_on_an_inner_split_even_when_fits_use_the_whole_fold(
+    tmp_path: Path,
+) -> None:
+    config = TuningConfig(
+        storage=f"sqlite:///{tmp_path}/optuna.db",
+        search_space=SPACE,
+        n_trials=1,
+        epochs=2,
+        inner_val_fraction=0.25,
+    )
+    train = TrainConfig(epochs=3, warmup_epochs=0, device="cpu", inner_val_fraction=0.0)
+    result = tune_hyperparameters(
+        "tiny", None, train, IDS, COHORT.images, COHORT.clinical, ClinicalTokenizer(), config, "s"
+    )
+    assert 0.0 <= result.best_value <= 1.0  # a C-index, not NaN: there was a validation set
+    assert result.train_config.inner_val_fraction == 0.0  # the fits keep the whole fold
+
+
+def test_trials_run_elsewhere_are_logged_as_nested_runs_by_the_caller(tmp_path: Path) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    try:
+        with mlflow.start_run() as parent:
+            result = _tune(tmp_path, n_trials=2)  # logs live (in-process)
+            quiet = tune_hyperparameters(
+                "tiny",
+                None,
+                TrainConfig(epochs=2, warmup_epochs=0, device="cpu", progress=False),
+                IDS,
+                COHORT.images,
+                COHORT.clinical,
+                ClinicalTokenizer(),
+                TuningConfig(
+                    storage=f"sqlite:///{tmp_path}/q.db", search_space=SPACE, n_trials=1, epochs=2
+                ),
+                "quiet",
+                log_to_mlflow=False,
+            )
+            before = len(mlflow.search_runs([parent.info.experiment_id], output_format="list"))
+            tuning.log_trials(TuningConfig(), quiet)
+        runs = mlflow.search_runs([parent.info.experiment_id], output_format="list")
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert before == 1 + len(result.trials)  # the parent and the live-logged trials only
+    names = {r.info.run_name for r in runs}
+    assert "quiet-trial-0" in names and len(runs) == before + 1
+
+
+def test_a_trial_is_scored_by_its_last_epochs_or_its_best_one() -> None:
+    history = [{"val_c": c} for c in (0.5, 0.9, float("nan"), 0.6, 0.7, 0.8)]
+    assert tuning.trial_score(history, "max") == pytest.approx(0.9)
+    assert tuning.trial_score(history, "final") == pytest.approx((0.6 + 0.7 + 0.8) / 3)
+    assert math.isnan(tuning.trial_score([{"val_c": float("nan")}], "final"))

@@ -31,6 +31,8 @@ class ResNetEncoder(nn.Module):
         conv1_kernel: kernel size of the first convolution.
         no_max_pool: skip the stem's max pooling (keeps a finer token grid on small crops).
         channels_last: run in ``torch.channels_last_3d`` memory format.
+        asymmetry_channel: feed a second input channel, the left-right difference
+            ``x - mirror(x)`` (see :func:`with_asymmetry`).
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class ResNetEncoder(nn.Module):
         conv1_kernel: int = 7,
         no_max_pool: bool = False,
         channels_last: bool = True,
+        asymmetry_channel: bool = False,
     ) -> None:
         super().__init__()
         if len(widths) != 4 or len(layers) != 4:
@@ -50,7 +53,7 @@ class ResNetEncoder(nn.Module):
             layers=list(layers),
             block_inplanes=list(widths),
             spatial_dims=3,
-            n_input_channels=1,
+            n_input_channels=2 if asymmetry_channel else 1,
             conv1_t_size=conv1_kernel,
             conv1_t_stride=conv1_stride,
             no_max_pool=no_max_pool,
@@ -61,6 +64,7 @@ class ResNetEncoder(nn.Module):
         self.conv1_kernel = conv1_kernel
         self.no_max_pool = no_max_pool
         self.channels_last = channels_last
+        self.asymmetry_channel = asymmetry_channel
         if channels_last:
             self.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
 
@@ -78,6 +82,8 @@ class ResNetEncoder(nn.Module):
 
     def feature_map(self, x: Tensor) -> Tensor:
         """x: (B, 1, D, H, W) → (B, C, d, h, w) before global pooling."""
+        if self.asymmetry_channel:
+            x = with_asymmetry(x)  # (B, 2, D, H, W)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         net = self.net
@@ -93,6 +99,20 @@ class ResNetEncoder(nn.Module):
         d, h, w = (int(s) for s in fmap.shape[2:])
         tokens = fmap.flatten(2).transpose(1, 2)  # (B, N_tokens, C), N = d*h*w in C order
         return tokens, (d, h, w)
+
+
+def with_asymmetry(x: Tensor) -> Tensor:
+    """(B, 1, D, H, W) → (B, 2, D, H, W): the image and its left-right difference.
+
+    Hemispheric asymmetry is how TLE imaging is read (an FDG asymmetry index of the
+    temporal lobes, hippocampal volume asymmetry); the crop is symmetric about the MNI
+    midline (``crop_box_mni`` x range ±72 mm), so mirroring axis D (RAS x) maps each voxel to
+    its homologue and ``x - mirror(x)`` is a voxel-wise asymmetry map. Convolutions could
+    learn it only through receptive fields spanning both hemispheres, i.e. not at all in the
+    early layers of a slim network on ~180 patients. Antisymmetric by construction: the
+    second channel changes sign under a mirror of the input.
+    """
+    return torch.cat([x, x - x.flip(dims=[2])], dim=1)
 
 
 class ModalityEncoders(nn.Module):

@@ -44,6 +44,8 @@ class ModelConfig(BaseModel):
         fusion_hidden: hidden width of the late-fusion MLP.
         ipsilateral_view: mirror right-operated patients so the operated side is always on
             the left of the image (``models.side``); needs the operative-side column.
+        asymmetry_channel: give each image encoder the left-right difference image as a
+            second input channel (``models.encoders.with_asymmetry``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -68,6 +70,7 @@ class ModelConfig(BaseModel):
     clinical_tokens: Literal["per_variable", "pooled"] = "per_variable"
     fusion_hidden: int = Field(32, ge=1)
     ipsilateral_view: bool = True
+    asymmetry_channel: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -94,6 +97,7 @@ class ModelConfig(BaseModel):
             "conv1_kernel": self.conv1_kernel,
             "no_max_pool": self.no_max_pool,
             "channels_last": self.channels_last,
+            "asymmetry_channel": self.asymmetry_channel,
         }
 
     @classmethod

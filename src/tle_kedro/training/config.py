@@ -24,7 +24,8 @@ class TrainConfig(_Strict):
     otherwise the batch sampler puts at least one event in every batch.
     ``early_stopping_patience=None`` trains every epoch but still restores the best epoch
     (by inner-validation Harrell C); ``inner_val_fraction=0`` disables the inner split (no
-    early stopping, the last epoch is kept).
+    early stopping, the last epoch is kept). ``ema_decay``: validate and keep an exponential
+    moving average of the weights (and BatchNorm statistics), updated every step.
     """
 
     epochs: int = Field(50, ge=1, le=10_000)
@@ -39,6 +40,7 @@ class TrainConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
     grad_clip: float | None = Field(1.0, gt=0)
+    ema_decay: float | None = Field(None, gt=0, lt=1)
     augment: AugmentConfig = AugmentConfig.model_validate({})
     progress: bool = True
 
@@ -109,12 +111,17 @@ class TuningConfig(_Strict):
     ``search_space`` maps a dotted path into the configurations to a range: ``train.<field>``
     (``TrainConfig``, e.g. ``train.lr``, ``train.augment.<field>``) or ``model.<field>``
     (the model's config). ``n_trials`` is per call: re-running the same study adds that many
-    trials (an interrupted study resumes where it stopped). ``storage`` is any SQLAlchemy URL;
+    trials (an interrupted study resumes where it stopped); a fresh study's first trial is
+    the configured values when ``enqueue_base``. Trials are scored on an inner validation
+    split of ``inner_val_fraction`` of the training fold, by the mean C of the last epochs
+    (``score: final``) or the best epoch (``max``). ``storage`` is any SQLAlchemy URL;
     a server-backed one (PostgreSQL/MySQL) lets several worker processes share a study.
     """
 
     enabled: bool = True
     n_trials: int = Field(4, ge=1)
+    inner_val_fraction: float = Field(0.2, gt=0, le=0.5)
+    score: Literal["max", "final"] = "final"
     timeout_s: float | None = Field(None, gt=0)
     epochs: int | None = Field(None, ge=1)
     storage: str = "sqlite:///data/06_models/optuna.db"
@@ -124,6 +131,7 @@ class TuningConfig(_Strict):
     pruner_warmup_epochs: int = Field(5, ge=0)
     heartbeat_interval_s: int | None = Field(None, ge=1)
     mlflow_nested_runs: bool = True
+    enqueue_base: bool = True
     search_space: dict[str, ParamRange] = Field(default_factory=_default_space)
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ import logging
 import math
 import time as _time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -30,7 +31,9 @@ from tle_kedro.models.classical import (
 from tle_kedro.training.config import ClassicalConfig, TrainConfig, TuningConfig
 from tle_kedro.training.data import make_survival_arrays, outcome_arrays, rows_for
 from tle_kedro.training.fit import FittedNeuralModel, fit_neural_model, harrell_c_index
+from tle_kedro.training.parallel import make_executor, shared
 from tle_kedro.training.tuning import (
+    TuningResult,
     apply_params,
     final_study_name,
     fold_study_name,
@@ -184,38 +187,40 @@ def fit_classical(
     return model, model.predict(x_test)
 
 
-def _fit_fold(
-    spec: ModelSpec,
-    specs: Sequence[ModelSpec],
-    split: tuple[int, int, list[str], list[str]],
-    data: CVData,
-    classical: ClassicalConfig,
-    tuning: TuningConfig | None,
-    tuned: dict[str, dict[str, Any]],
-) -> tuple[Any, SurvivalPrediction, list[dict[str, float]], dict[str, Any]]:
-    repeat, fold, train_ids, test_ids = split
+Split = tuple[int, int, list[str], list[str]]  # repeat, fold, train ids, test ids
+
+
+def _tune_task(lead: ModelSpec, split: Split, tuning: TuningConfig) -> TuningResult:
+    """The outer fold's Optuna study (in a worker); trials are logged by the caller."""
+    data: CVData = shared("cv_data")
+    repeat, fold, train_ids, _ = split
+    assert data.image_tensors is not None and lead.train_config is not None
+    return tune_hyperparameters(
+        lead.kind or "",
+        lead.model_config,
+        lead.train_config,
+        train_ids,
+        data.image_tensors,
+        data.clinical,
+        data.tokenizer,
+        tuning,
+        study_name=fold_study_name(tuning.study_name, repeat, fold),
+        log_to_mlflow=False,
+    )
+
+
+def _fit_task(
+    spec: ModelSpec, split: Split, classical: ClassicalConfig, params: dict[str, Any]
+) -> tuple[Any, SurvivalPrediction, list[dict[str, float]], float]:
+    """Fit ``spec`` on the training ids (``params``: tuned values); predict the test ids."""
+    data: CVData = shared("cv_data")
+    _, _, train_ids, test_ids = split
+    start = _time.perf_counter()
     if spec.family != "neural":
         model, pred = fit_classical(spec, train_ids, test_ids, data, classical)
-        return model, pred, [], {}
+        return model, pred, [], _time.perf_counter() - start
     assert data.image_tensors is not None and spec.train_config is not None
-    model_cfg, train_cfg, params = spec.model_config, spec.train_config, {}
-    if spec.tune_with is not None and tuning is not None and tuning.enabled:
-        if spec.tune_with not in tuned:
-            lead = next(s for s in specs if s.name == spec.tune_with)
-            result = tune_hyperparameters(
-                lead.kind or "",
-                lead.model_config,
-                lead.train_config or train_cfg,
-                train_ids,
-                data.image_tensors,
-                data.clinical,
-                data.tokenizer,
-                tuning,
-                study_name=fold_study_name(tuning.study_name, repeat, fold),
-            )
-            tuned[spec.tune_with] = result.params
-        params = tuned[spec.tune_with]
-        model_cfg, train_cfg = apply_params(model_cfg, train_cfg, params)
+    model_cfg, train_cfg = apply_params(spec.model_config, spec.train_config, params)
     fitted = fit_neural_model(
         spec.kind or "",
         model_cfg,
@@ -224,12 +229,12 @@ def _fit_fold(
         data.image_tensors,
         data.clinical,
         data.tokenizer,
-        desc=f"{spec.name} r{repeat} f{fold}",
+        desc=f"{spec.name} r{split[0]} f{split[1]}",
     )
     test = make_survival_arrays(
         test_ids, data.image_tensors, fitted.tokenizer, data.clinical, with_outcome=False
     )
-    return fitted, fitted.predict(test), fitted.history, params
+    return fitted, fitted.predict(test), fitted.history, _time.perf_counter() - start
 
 
 def _fold_metrics(
@@ -254,6 +259,16 @@ def _fold_metrics(
     return metrics
 
 
+def _splits(folds: pd.DataFrame) -> list[Split]:
+    out: list[Split] = []
+    for (repeat, fold), test_part in folds.groupby(["repeat", "fold"], sort=True):
+        in_repeat = folds[folds["repeat"] == repeat]
+        test_ids = sorted(test_part["participant_id"])
+        train_ids = sorted(set(in_repeat["participant_id"]) - set(test_ids))
+        out.append((int(repeat), int(fold), train_ids, test_ids))
+    return out
+
+
 def run_cross_validation(
     specs: Sequence[ModelSpec],
     data: CVData,
@@ -261,8 +276,15 @@ def run_cross_validation(
     tuning: TuningConfig | None = None,
     on_fold_end: Callable[[FoldReport], None] | None = None,
     keep_models: bool = False,
+    workers: int = 1,
+    on_study_end: Callable[[TuningResult], None] | None = None,
 ) -> CVResult:
     """Fit every model of ``specs`` on every (repeat, fold) of ``data.folds``.
+
+    Each outer fold's Optuna study runs first; the models it tunes (TransEpRelap and its
+    ablations) are fitted when it is done, every other model right away. With ``workers > 1``
+    the units run in that many processes (``training.parallel``); the result is identical.
+    ``on_fold_end`` / ``on_study_end`` are called in this process as units finish.
 
     Returns:
         ``CVResult.oof``: one row per patient × model × repeat with columns
@@ -273,31 +295,87 @@ def run_cross_validation(
     check_folds(data.folds, data.clinical)
     _check_specs(specs, data)
     classical = classical or ClassicalConfig.model_validate({})
+    tune = tuning if tuning is not None and tuning.enabled else None
+    leads = {s.tune_with for s in specs if s.family == "neural" and s.tune_with} if tune else set()
+    splits = _splits(data.folds)
+    done: dict[tuple[int, int], tuple[Any, ...]] = {}  # (split, spec) → fit outcome
+    tuned: dict[tuple[int, int], dict[str, Any]] = {}
+    pool = make_executor(workers, {"cv_data": data})
+    pending: dict[Future[Any], tuple[str, int, Any]] = {}
+
+    def submit_fits(i: int, lead: str | None, params: dict[str, Any]) -> None:
+        for j, spec in enumerate(specs):
+            if (spec.tune_with if spec.tune_with in leads else None) == lead:
+                tuned[(i, j)] = params
+                future = pool.submit(_fit_task, spec, splits[i], classical, params)
+                pending[future] = ("fit", i, j)
+
+    try:
+        for i, split in enumerate(splits):
+            for lead in sorted(leads):
+                assert tune is not None, "leads exist only when tuning is on"
+                spec = next(s for s in specs if s.name == lead)
+                pending[pool.submit(_tune_task, spec, split, tune)] = ("tune", i, lead)
+            submit_fits(i, None, {})
+        while pending:
+            finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for future in finished:
+                kind, i, key = pending.pop(future)
+                if kind == "tune":
+                    result: TuningResult = future.result()
+                    if on_study_end is not None:
+                        on_study_end(result)
+                    submit_fits(i, key, result.params)
+                    continue
+                done[(i, key)] = future.result()
+                _report(specs[key], splits[i], done[(i, key)], tuned[(i, key)], data, on_fold_end)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return _collect(specs, splits, done, tuned, data, keep_models)
+
+
+def _report(
+    spec: ModelSpec,
+    split: Split,
+    outcome: tuple[Any, ...],
+    params: dict[str, Any],
+    data: CVData,
+    on_fold_end: Callable[[FoldReport], None] | None,
+) -> None:
+    _, pred, history, seconds = outcome
+    repeat, fold, train_ids, test_ids = split
+    test_df = rows_for(data.clinical, test_ids, "clinical table")
+    metrics = _fold_metrics(pred, test_df, len(train_ids), seconds, history)
+    logger.info("%s r%d f%d: %s", spec.name, repeat, fold, metrics)
+    if on_fold_end is not None:
+        on_fold_end(FoldReport(spec.name, repeat, fold, history, metrics, params))
+
+
+def _collect(
+    specs: Sequence[ModelSpec],
+    splits: list[Split],
+    done: dict[tuple[int, int], tuple[Any, ...]],
+    tuned: dict[tuple[int, int], dict[str, Any]],
+    data: CVData,
+    keep_models: bool,
+) -> CVResult:
+    """Rows in a fixed order (split, then spec), whatever order the units finished in."""
     rows: list[pd.DataFrame] = []
     metric_rows: list[dict[str, Any]] = []
     result = CVResult(oof=pd.DataFrame(), fold_metrics=pd.DataFrame())
-    for (repeat, fold), test_part in data.folds.groupby(["repeat", "fold"], sort=True):
-        in_repeat = data.folds[data.folds["repeat"] == repeat]
-        test_ids = sorted(test_part["participant_id"])
-        train_ids = sorted(set(in_repeat["participant_id"]) - set(test_ids))
-        split = (int(repeat), int(fold), train_ids, test_ids)
-        tuned: dict[str, dict[str, Any]] = {}
-        for spec in specs:
-            start = _time.perf_counter()
-            model, pred, history, params = _fit_fold(
-                spec, specs, split, data, classical, tuning, tuned
-            )
-            seconds = _time.perf_counter() - start
+    for i, split in enumerate(splits):
+        repeat, fold, train_ids, test_ids = split
+        test_df = rows_for(data.clinical, test_ids, "clinical table")
+        for j, spec in enumerate(specs):
+            model, pred, history, seconds = done[(i, j)]
             rows.append(_oof_frame(spec.name, split, pred))
-            test_df = rows_for(data.clinical, test_ids, "clinical table")
             metrics = _fold_metrics(pred, test_df, len(train_ids), seconds, history)
-            logger.info("%s r%d f%d: %s", spec.name, repeat, fold, metrics)
             metric_rows.append({"model": spec.name, "repeat": repeat, "fold": fold, **metrics})
-            result.tuned_params[(spec.name, int(repeat), int(fold))] = params
+            result.tuned_params[(spec.name, repeat, fold)] = tuned[(i, j)]
             if keep_models:
-                result.models[(spec.name, int(repeat), int(fold))] = model
-            if on_fold_end is not None:
-                on_fold_end(FoldReport(spec.name, int(repeat), int(fold), history, metrics, params))
+                result.models[(spec.name, repeat, fold)] = model
     result.oof = pd.concat(rows, ignore_index=True)[OOF_COLUMNS]
     result.fold_metrics = pd.DataFrame(metric_rows)
     return result
@@ -317,9 +395,7 @@ def pooled_risk(surv_24: np.ndarray) -> np.ndarray:
     return np.log(-np.log(s))
 
 
-def _oof_frame(
-    name: str, split: tuple[int, int, list[str], list[str]], pred: SurvivalPrediction
-) -> pd.DataFrame:
+def _oof_frame(name: str, split: Split, pred: SurvivalPrediction) -> pd.DataFrame:
     repeat, fold, _, test_ids = split
     return pd.DataFrame(
         {

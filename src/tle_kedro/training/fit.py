@@ -179,6 +179,12 @@ class _Loop:
     config: TrainConfig
     side_index: int | None
     generator: torch.Generator
+    ema: torch.optim.swa_utils.AveragedModel | None = None
+
+    @property
+    def evaluated(self) -> torch.nn.Module:
+        """The weights that are validated and kept: the EMA average when configured."""
+        return self.ema.module if self.ema is not None else self.model
 
 
 def _train_epoch(loop: _Loop, data: SurvivalArrays, sampler: EventBatchSampler) -> float:
@@ -208,6 +214,8 @@ def _train_epoch(loop: _Loop, data: SurvivalArrays, sampler: EventBatchSampler) 
         loop.scaler.step(loop.optimizer)
         loop.scaler.update()
         loop.scheduler.step()
+        if loop.ema is not None:
+            loop.ema.update_parameters(loop.model)
         losses.append(float(loss.detach()))
     return float(np.mean(losses))
 
@@ -216,7 +224,7 @@ def _validate(loop: _Loop, val: SurvivalArrays | None) -> tuple[float, float]:
     """(Cox loss, Harrell C) on the inner validation set; NaN when there is none."""
     if val is None or len(val) == 0:
         return math.nan, math.nan
-    risk = predict_log_risk(loop.model, val, loop.setup, loop.config.eval_batch_size)
+    risk = predict_log_risk(loop.evaluated, val, loop.setup, loop.config.eval_batch_size)
     assert val.time is not None and val.event is not None
     loss = cox_partial_likelihood(torch.as_tensor(risk), val.event, val.time.double())
     c = harrell_c_index(risk, val.time.numpy(), val.event.numpy())
@@ -248,7 +256,14 @@ def _build(
     scaler = torch.amp.GradScaler(setup.device.type, enabled=setup.needs_grad_scaler)
     side = _side_index(tokenizer)
     gen = generator if generator is not None else torch.Generator().manual_seed(config.seed)
-    return model, _Loop(model, optimizer, scheduler, scaler, setup, config, side, gen)
+    ema = None
+    if config.ema_decay is not None:
+        ema = torch.optim.swa_utils.AveragedModel(
+            model,
+            multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay),
+            use_buffers=True,  # BatchNorm statistics are averaged with the weights
+        )
+    return model, _Loop(model, optimizer, scheduler, scaler, setup, config, side, gen, ema)
 
 
 def _side_index(tokenizer: Any) -> int | None:
@@ -336,11 +351,14 @@ def _run_epochs(
                 "seconds": _time.perf_counter() - start,
             }
         )
-        bar.set_postfix(loss=f"{train_loss:.3f}", val_c=f"{val_c:.3f}")
+        shown = {"loss": f"{train_loss:.3f}"}
+        if not math.isnan(val_c):  # no inner split: nothing to show
+            shown["val_c"] = f"{val_c:.3f}"
+        bar.set_postfix(shown)
         if val is not None and not math.isnan(val_c):
             if (val_c, -val_loss) > (best[0], -best[1]):
                 best, best_epoch, stale = (val_c, val_loss), epoch, 0
-                best_state = copy.deepcopy(loop.model.state_dict())
+                best_state = copy.deepcopy(loop.evaluated.state_dict())
             else:
                 stale += 1
         if on_epoch_end is not None and on_epoch_end(epoch, val_c):
@@ -354,4 +372,6 @@ def _run_epochs(
         loop.model.load_state_dict(best_state)
     else:
         best_epoch = len(history) - 1
+        if loop.ema is not None:
+            loop.model.load_state_dict(loop.ema.module.state_dict())
     return history, best_epoch

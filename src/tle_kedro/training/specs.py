@@ -45,6 +45,7 @@ class ModelingParams(BaseModel):
     classical: dict[str, Any] = Field(default_factory=dict)
     tuning: dict[str, Any] = Field(default_factory=dict)
     keep_fold_models: bool = True
+    workers: int | Literal["auto"] = "auto"
 
     @field_validator("models")
     @classmethod

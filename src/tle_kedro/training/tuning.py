@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ class TuningResult:
     n_trials: int
     model_config: Any
     train_config: TrainConfig
+    trials: tuple[optuna.trial.FrozenTrial, ...] = ()
 
 
 def suggest(trial: optuna.Trial, space: dict[str, ParamRange]) -> dict[str, Any]:
@@ -158,7 +159,7 @@ class _NestedTrialRun:
         self.experiment_id = experiment_id
         self.study_name = study_name
 
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    def __call__(self, study: optuna.Study | None, trial: optuna.trial.FrozenTrial) -> None:
         import mlflow
 
         active = mlflow.active_run()
@@ -195,6 +196,52 @@ def mlflow_trial_callbacks(config: TuningConfig, study_name: str) -> list[Callab
     return [_NestedTrialRun(parent.info.run_id, parent.info.experiment_id, study_name)]
 
 
+def log_trials(config: TuningConfig, result: TuningResult) -> None:
+    """Nested MLflow runs for the trials of a study run elsewhere (a worker process)."""
+    for callback in mlflow_trial_callbacks(config, result.study_name):
+        for trial in result.trials:
+            callback(None, trial)
+
+
+def base_point(
+    space: dict[str, ParamRange], model_config: Any, train_config: TrainConfig
+) -> dict[str, Any] | None:
+    """The configured values of every tuned path, or None if one lies outside its range.
+
+    Enqueued as a fresh study's first trial, so a small budget compares the configured
+    defaults with what the sampler proposes instead of replacing them by a random draw.
+    """
+    trees = {"train": train_config.model_dump()}
+    if isinstance(model_config, BaseModel):
+        trees["model"] = model_config.model_dump()
+    point: dict[str, Any] = {}
+    for name, r in space.items():
+        root, *path = name.split(".")
+        node: Any = trees.get(root)
+        for key in path:
+            node = node.get(key) if isinstance(node, dict) else None
+        inside = (
+            node in r.choices
+            if r.choices is not None
+            else isinstance(node, int | float) and float(r.low or 0) <= node <= float(r.high or 0)
+        )
+        if not inside:
+            logger.info("tuning: configured %s=%r is outside the search space", name, node)
+            return None
+        point[name] = node
+    return point
+
+
+def trial_score(history: list[dict[str, float]], score: str, last: int = 3) -> float:
+    """A trial's inner-validation C: ``max`` over epochs, or ``final``: the mean of the last
+    ``last`` epochs, which matches final fits on a fixed schedule (no early stopping) and is
+    less optimistic than a single best epoch on a small split."""
+    values = [h["val_c"] for h in history if not math.isnan(h["val_c"])]
+    if not values:
+        return math.nan
+    return max(values) if score == "max" else sum(values[-last:]) / len(values[-last:])
+
+
 def _pruning_hook(trial: optuna.Trial) -> Callable[[int, float], bool]:
     def hook(epoch: int, val_c: float) -> bool:
         if math.isnan(val_c):
@@ -217,6 +264,7 @@ def tune_hyperparameters(
     tokenizer: Any,
     config: TuningConfig,
     study_name: str,
+    log_to_mlflow: bool = True,
 ) -> TuningResult:
     """Run (or resume) ``study_name`` on ``train_ids`` only; return the best configuration.
 
@@ -224,10 +272,14 @@ def tune_hyperparameters(
     ``train_ids`` and maximises the best inner-validation Harrell C; it reports val C every
     epoch so the median pruner can stop poor trials early. ``config.epochs`` (if set)
     overrides the trial length. Budget: ``n_trials`` more trials and/or ``timeout_s``.
+    A fresh study's first trial is the configured values (``base_point``) when
+    ``config.enqueue_base``. ``log_to_mlflow=False``: the caller logs ``result.trials``.
     """
-    if train_config.inner_val_fraction <= 0:
-        raise ValueError("tuning needs train.inner_val_fraction > 0 (trials are scored on it)")
-    base_train = train_config.model_copy(update={"progress": False})
+    # Trials are scored on an inner validation split even when the final fits use the whole
+    # training fold (train.inner_val_fraction = 0).
+    base_train = train_config.model_copy(
+        update={"progress": False, "inner_val_fraction": config.inner_val_fraction}
+    )
     if config.epochs is not None:
         warm = min(base_train.warmup_epochs, max(0, config.epochs - 1))
         base_train = base_train.model_copy(update={"epochs": config.epochs, "warmup_epochs": warm})
@@ -247,18 +299,24 @@ def tune_hyperparameters(
             on_epoch_end=_pruning_hook(trial),
             desc=f"{study_name} trial {trial.number}",
         )
-        scores = [h["val_c"] for h in fitted.history if not math.isnan(h["val_c"])]
-        return max(scores) if scores else math.nan
+        return trial_score(fitted.history, config.score)
 
     study = open_study(config, study_name)
+    before = len(study.trials)
+    if before == 0 and config.enqueue_base:
+        point = base_point(dict(config.search_space), model_config, base_train)
+        if point is not None:
+            study.enqueue_trial(point)
     study.optimize(
         objective,
         n_trials=config.n_trials,
         timeout=config.timeout_s,
-        callbacks=mlflow_trial_callbacks(config, study_name),
+        callbacks=mlflow_trial_callbacks(config, study_name) if log_to_mlflow else [],
         gc_after_trial=True,
     )
-    return _result(study, model_config, train_config)
+    result = _result(study, model_config, train_config)
+    ran = tuple(t for t in study.trials if t.number >= before)
+    return replace(result, trials=ran)
 
 
 def _result(study: optuna.Study, model_config: Any, train_config: TrainConfig) -> TuningResult:

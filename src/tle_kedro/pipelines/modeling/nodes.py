@@ -10,7 +10,9 @@ import pandas as pd
 from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.tracking import MlflowFoldLogger
 from tle_kedro.training.cv import CVData, run_cross_validation
+from tle_kedro.training.parallel import resolve_workers
 from tle_kedro.training.specs import build_specs, parse_modeling_params
+from tle_kedro.training.tuning import log_trials
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ def cross_validate_models(
         tuning=tuning,
         on_fold_end=MlflowFoldLogger(),
         keep_models=modeling.keep_fold_models,
+        workers=resolve_workers(modeling.workers, train_cfg.device),
+        on_study_end=lambda study: log_trials(tuning, study),
     )
     models = {f"{m}-r{r}-f{f}": fitted for (m, r, f), fitted in result.models.items()}
     resolved = {
