@@ -110,6 +110,7 @@ def test_modeling_pipeline_shows_its_nodes_and_dataset_layers(
 
     dismiss_overlays(browser)
     fit_graph(browser)
+    dismiss_overlays(browser)  # the run-status tour can open once the graph has settled
     path = screenshot_dir / "kedro_viz_modeling.png"
     assert browser.save_screenshot(str(path)), f"could not write {path}"
     assert path.stat().st_size > 20_000  # a rendered graph, not a blank page

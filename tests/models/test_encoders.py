@@ -79,3 +79,27 @@ def test_modality_dropout_drops_at_most_one_of_two_present_modalities() -> None:
     assert torch.equal(dropped[50:], present[50:])  # a lone modality is never dropped
     assert torch.equal(drop_modalities(present, 0.0, ("t1", "pet")), present)
     assert torch.equal(drop_modalities(present, 1.0, ("t1",)), present)
+
+
+def test_the_asymmetry_channel_is_the_left_right_difference() -> None:
+    from tle_kedro.models.encoders import with_asymmetry
+
+    x = torch.randn(3, 1, 6, 5, 4)
+    out = with_asymmetry(x)
+    assert out.shape == (3, 2, 6, 5, 4)
+    torch.testing.assert_close(out[:, :1], x)
+    torch.testing.assert_close(out[:, 1:], x - x.flip(dims=[2]))
+    # antisymmetric: mirroring the input negates the difference map
+    torch.testing.assert_close(with_asymmetry(x.flip(dims=[2]))[:, 1:], -out[:, 1:])
+    symmetric = x + x.flip(dims=[2])
+    assert torch.count_nonzero(with_asymmetry(symmetric)[:, 1]) == 0
+
+
+def test_an_encoder_with_the_asymmetry_channel_takes_one_image_and_sees_two_channels() -> None:
+    enc = ResNetEncoder(widths=(4, 4, 8, 8), asymmetry_channel=True).eval()
+    assert enc.net.conv1.in_channels == 2
+    tokens, grid = enc(torch.randn(2, 1, 16, 16, 16))
+    assert tokens.shape == (2, grid[0] * grid[1] * grid[2], 8)
+    legacy = ResNetEncoder(widths=(4, 4, 8, 8)).eval()
+    del legacy.__dict__["asymmetry_channel"]  # an encoder pickled before the option existed
+    assert legacy(torch.randn(2, 1, 16, 16, 16))[0].shape[0] == 2

@@ -82,7 +82,8 @@ class ResNetEncoder(nn.Module):
 
     def feature_map(self, x: Tensor) -> Tensor:
         """x: (B, 1, D, H, W) → (B, C, d, h, w) before global pooling."""
-        if self.asymmetry_channel:
+        # getattr: encoders pickled before the option existed (registered models) have none
+        if getattr(self, "asymmetry_channel", False):
             x = with_asymmetry(x)  # (B, 2, D, H, W)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
