@@ -63,7 +63,7 @@ def read_cohort(root: Path | str) -> RawCohort:
         raise CohortError(
             f"cohort folder {root} does not exist; point the run at a BIDS folder with "
             "`kedro run --params=cohort_dir=/path/to/bids` or generate the demo cohort with "
-            "`kedro run --pipeline=demo_cohort`"
+            "`kedro run --pipelines=demo_cohort`"
         )
     participants = read_participants_table(root / "participants.tsv")
     images = pd.DataFrame(

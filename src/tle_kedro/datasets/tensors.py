@@ -44,7 +44,7 @@ class ImageTensorsDataset(AbstractDataset[ImageTensors, ImageTensors]):
         missing = [name for name in _FILES if not (self._path / name).is_file()]
         if missing:
             raise DatasetError(
-                f"{self._path} lacks {', '.join(missing)}; run `kedro run --pipeline="
+                f"{self._path} lacks {', '.join(missing)}; run `kedro run --pipelines="
                 "data_processing` to create the image tensors"
             )
         meta = json.loads((self._path / "meta.json").read_text())

@@ -1,6 +1,6 @@
 """The ``inference`` pipeline: a registered model + new patients → predictions and reports.
 
-``kedro run --pipeline=inference --params=cohort_dir=/path/to/new_patients`` (the champion;
+``kedro run --pipelines=inference --params=cohort_dir=/path/to/new_patients`` (the champion;
 ``--params=model_uri=models:/tle_transeprelap/3`` picks another version).
 """
 
