@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_LAYERS = (
@@ -23,6 +26,21 @@ DATA_LAYERS = (
 )
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread inside the block, the previous count restored after it.
+
+    On a busy 2-core machine two intra-op threads spin-wait and run 5-20x slower than one,
+    and one thread makes the sums (hence the fits) bit-reproducible.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def make_project_copy(tmp_path: Path) -> Path:

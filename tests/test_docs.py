@@ -12,6 +12,8 @@ from types import ModuleType
 
 import pytest
 
+from tests.conftest import one_torch_thread
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 MARKDOWN = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
@@ -102,15 +104,9 @@ def _draw_script() -> ModuleType:
 
 @pytest.mark.slow
 def test_shape_table_matches_the_model_for_the_default_config() -> None:
-    import torch
-
     draw = _draw_script()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         traced = draw.traced_block(None)
-    finally:
-        torch.set_num_threads(threads)
     documented = draw.read_block(draw.DOC.read_text(encoding="utf-8"), None)
     assert documented == traced, (
         "docs/transeprelap.md's default shape table differs from the model; regenerate it "

@@ -252,6 +252,15 @@ def other_local_ipv4() -> str | None:
     return None if address.startswith("127.") or address == "0.0.0.0" else address
 
 
+def assert_loopback_only(port: int) -> None:
+    """The server on ``port`` listens on 127.0.0.1 only: another local address is refused."""
+    assert listening_addresses(port) == {"127.0.0.1"}
+    other = other_local_ipv4()
+    if other is not None:
+        with pytest.raises(OSError), socket.create_connection((other, port), 2):
+            pass
+
+
 def make_recipe(target: str, marker: str) -> str:
     """The line of ``make -n <target>`` (run in the repository) that contains ``marker``.
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +14,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.conftest import (
     Server,
+    assert_loopback_only,
     click_all,
-    listening_addresses,
     make_recipe,
     on_screen,
-    other_local_ipv4,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -121,11 +119,7 @@ def test_registered_model_shows_the_champion_alias(
 
 
 def test_mlflow_ui_listens_on_loopback_only(mlflow_server: Server) -> None:
-    assert listening_addresses(mlflow_server.port) == {"127.0.0.1"}
-    other = other_local_ipv4()
-    if other is not None:
-        with pytest.raises(OSError), socket.create_connection((other, mlflow_server.port), 2):
-            pass
+    assert_loopback_only(mlflow_server.port)
 
 
 def test_make_ui_binds_to_loopback_by_default() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 from tests.browser.conftest import (
     PAGE_TIMEOUT_S,
     Server,
+    assert_loopback_only,
     click_all,
-    listening_addresses,
     make_recipe,
     on_screen,
-    other_local_ipv4,
 )
 from tle_kedro.pipelines.modeling import create_pipeline
 
@@ -117,11 +115,7 @@ def test_modeling_pipeline_shows_its_nodes_and_dataset_layers(
 
 
 def test_viz_listens_on_loopback_only(viz_server: Server) -> None:
-    assert listening_addresses(viz_server.port) == {"127.0.0.1"}
-    other = other_local_ipv4()
-    if other is not None:
-        with pytest.raises(OSError), socket.create_connection((other, viz_server.port), 2):
-            pass
+    assert_loopback_only(viz_server.port)
 
 
 def test_make_viz_binds_to_loopback_by_default() -> None:

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import torch
 
+from tests.conftest import one_torch_thread
 from tle_kedro.models.batch import SurvivalBatch, from_arrays
 
 TINY_GRID = (16, 16, 16)
@@ -38,7 +38,5 @@ def single_thread() -> Iterator[None]:
     """One torch thread for the test: on a busy 2-core machine two threads spin-wait and run
     5-20x slower than one. Use with ``pytestmark = pytest.mark.usefixtures("single_thread")``
     after importing it into the test module."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with one_torch_thread():
+        yield

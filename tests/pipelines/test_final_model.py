@@ -9,13 +9,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 from mlflow.tracking import MlflowClient
 
-from tests.registry import TinyBundle, assert_same_predictions, model_input, tiny_bundle
+from tests.registry import TinyBundle, assert_same_predictions, bundle_fixture, model_input
 from tle_kedro.features.clinical import ClinicalTokenizer
 from tle_kedro.pipeline_registry import DEFAULT_PIPELINES
 from tle_kedro.pipelines.final_model import create_pipeline
@@ -51,12 +50,7 @@ def _yaml(name: str) -> dict:
     return yaml.safe_load((CONF / name).read_text())
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyBundle]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield tiny_bundle(tmp_path_factory.mktemp("cohort"))
-    torch.set_num_threads(threads)
+bundle = bundle_fixture("cohort")
 
 
 @pytest.fixture

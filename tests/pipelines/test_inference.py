@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -19,7 +18,7 @@ from kedro.runner import SequentialRunner
 from mlflow.tracking import MlflowClient
 
 from tests.cohort_factory import write_test_cohort
-from tests.registry import TinyBundle, tiny_bundle
+from tests.registry import TinyBundle, bundle_fixture
 from tle_kedro.data.exclusions import EXCLUSION_COLUMNS
 from tle_kedro.pipelines.inference import create_pipeline
 from tle_kedro.pipelines.inference.nodes import InferenceParams
@@ -30,12 +29,7 @@ CONF = ROOT / "conf" / "base"
 OUTCOME = ["engel_class", "recurrence", "time_months"]
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyBundle]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield tiny_bundle(tmp_path_factory.mktemp("training"))
-    torch.set_num_threads(threads)
+bundle = bundle_fixture("training")
 
 
 @pytest.fixture(scope="module")

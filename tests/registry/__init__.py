@@ -7,13 +7,17 @@ the registered-model class, so the pyfunc's preprocessing runs end to end on rea
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.cohort_factory import tiny_params, write_test_cohort
+from tests.conftest import one_torch_thread
 from tle_kedro.data.cohort import read_cohort
 from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.data.schema import validate_participants
@@ -108,3 +112,15 @@ def assert_same_predictions(a: pd.DataFrame, b: pd.DataFrame) -> None:
     for column in ("risk", "p_recurrence_12", "p_recurrence_24"):
         np.testing.assert_allclose(a[column].to_numpy(float), b[column].to_numpy(float), rtol=1e-6)
     assert list(a["risk_group"]) == list(b["risk_group"])
+
+
+def bundle_fixture(folder: str) -> Any:
+    """A module-scoped ``bundle`` fixture: :func:`tiny_bundle` fitted on one torch thread in a
+    temporary ``folder``. Use as ``bundle = bundle_fixture("cohort")`` in a test module."""
+
+    @pytest.fixture(scope="module")
+    def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyBundle]:
+        with one_torch_thread():
+            yield tiny_bundle(tmp_path_factory.mktemp(folder))
+
+    return bundle

@@ -9,6 +9,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
+from tests.conftest import one_torch_thread
 from tests.registry import fit_tiny
 from tests.training import tiny_cohort
 from tle_kedro.registry.explain import (
@@ -26,15 +27,13 @@ SHAPE = (16, 12, 8)
 
 @pytest.fixture(scope="module")
 def fitted_and_arrays() -> Iterator[tuple[torch.nn.Module, SurvivalArrays]]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    cohort = tiny_cohort(8, shape=SHAPE)
-    cohort.images.index.loc[1, "has_pet"] = False
-    cohort.images.volumes[1, 1] = 0.0
-    fitted = fit_tiny(cohort.clinical, cohort.images)
-    ids = list(cohort.clinical["participant_id"])
-    yield fitted.model, fitted.arrays(ids, cohort.images, cohort.clinical)
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        cohort = tiny_cohort(8, shape=SHAPE)
+        cohort.images.index.loc[1, "has_pet"] = False
+        cohort.images.volumes[1, 1] = 0.0
+        fitted = fit_tiny(cohort.clinical, cohort.images)
+        ids = list(cohort.clinical["participant_id"])
+        yield fitted.model, fitted.arrays(ids, cohort.images, cohort.clinical)
 
 
 @pytest.mark.parametrize("method", ["integrated_gradients", "occlusion"])

@@ -9,9 +9,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from tests.registry import TinyBundle, assert_same_predictions, model_input, tiny_bundle
+from tests.registry import TinyBundle, assert_same_predictions, bundle_fixture, model_input
 from tle_kedro.models.survival import BaselineHazard
 from tle_kedro.registry.pyfunc import (
     PREDICTION_COLUMNS,
@@ -22,13 +21,7 @@ from tle_kedro.registry.pyfunc import (
     split_input,
 )
 
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TinyBundle]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield tiny_bundle(tmp_path_factory.mktemp("cohort"))
-    torch.set_num_threads(threads)
+bundle = bundle_fixture("cohort")
 
 
 @pytest.fixture

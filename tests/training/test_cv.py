@@ -13,6 +13,7 @@ import pytest
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from tests.conftest import one_torch_thread
 from tests.training import tiny_build_model, tiny_cohort
 from tle_kedro.features.clinical import ClinicalTokenizer, make_clinical_recipe
 from tle_kedro.training import fit
@@ -53,15 +54,15 @@ class SpyRecipe(BaseEstimator, TransformerMixin):
 
 @pytest.fixture(autouse=True)
 def _tiny(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setattr(fit, "build_model", tiny_build_model)
-    monkeypatch.setattr(
-        fit, "augment_batch", lambda im, m, c, g: (im, torch.zeros(im.shape[0], dtype=torch.bool))
-    )
-    FITTED_ON.clear()
-    yield
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        monkeypatch.setattr(fit, "build_model", tiny_build_model)
+        monkeypatch.setattr(
+            fit,
+            "augment_batch",
+            lambda im, m, c, g: (im, torch.zeros(im.shape[0], dtype=torch.bool)),
+        )
+        FITTED_ON.clear()
+        yield
 
 
 def _folds(n_repeats: int = 2, n_folds: int = 3) -> pd.DataFrame:

@@ -12,6 +12,7 @@ import pytest
 import torch
 from sksurv.metrics import concordance_index_censored
 
+from tests.conftest import one_torch_thread
 from tests.training import TinyModel, tiny_build_model, tiny_cohort
 from tle_kedro.features.clinical import ClinicalTokenizer
 from tle_kedro.losses.cox import cox_partial_likelihood
@@ -31,12 +32,10 @@ def _no_augment(images: torch.Tensor, mask: torch.Tensor, config: Any, generator
 
 @pytest.fixture(autouse=True)
 def _tiny(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setattr(fit, "build_model", tiny_build_model)
-    monkeypatch.setattr(fit, "augment_batch", _no_augment)
-    yield
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        monkeypatch.setattr(fit, "build_model", tiny_build_model)
+        monkeypatch.setattr(fit, "augment_batch", _no_augment)
+        yield
 
 
 def _cfg(**kw: Any) -> TrainConfig:

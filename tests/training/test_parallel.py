@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.conftest import one_torch_thread
 from tests.training import tiny_cohort
 from tle_kedro.features.clinical import ClinicalTokenizer, make_clinical_recipe
 from tle_kedro.models.factory import ModelConfig
@@ -60,17 +61,10 @@ def _tuning(tmp_path: object, name: str) -> TuningConfig:
 
 
 @pytest.mark.slow
-def test_two_workers_give_the_inline_result_and_report_every_unit(
-    tmp_path: object, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_two_workers_give_the_inline_result_and_report_every_unit(tmp_path: object) -> None:
     # workers run one torch thread each; the inline run must too for bit-identical sums
-    threads = parallel.torch.get_num_threads()
-    parallel.torch.set_num_threads(1)
-    monkeypatch.setattr(parallel, "_cpu_count", lambda: 2)  # (auto is not used here)
-    try:
+    with one_torch_thread():
         _compare_workers(tmp_path)
-    finally:
-        parallel.torch.set_num_threads(threads)
 
 
 def _compare_workers(tmp_path: object) -> None:

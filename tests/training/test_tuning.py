@@ -11,6 +11,7 @@ import optuna
 import pytest
 import torch
 
+from tests.conftest import one_torch_thread
 from tests.training import tiny_build_model, tiny_cohort
 from tle_kedro.features.clinical import ClinicalTokenizer
 from tle_kedro.models.factory import ModelConfig
@@ -28,14 +29,14 @@ SPACE = {
 
 @pytest.fixture(autouse=True)
 def _tiny(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setattr(fit, "build_model", tiny_build_model)
-    monkeypatch.setattr(
-        fit, "augment_batch", lambda im, m, c, g: (im, torch.zeros(im.shape[0], dtype=torch.bool))
-    )
-    yield
-    torch.set_num_threads(threads)
+    with one_torch_thread():
+        monkeypatch.setattr(fit, "build_model", tiny_build_model)
+        monkeypatch.setattr(
+            fit,
+            "augment_batch",
+            lambda im, m, c, g: (im, torch.zeros(im.shape[0], dtype=torch.bool)),
+        )
+        yield
 
 
 def _tune(tmp_path: Path, name: str = "s", **kw: Any) -> tuning.TuningResult:

@@ -299,6 +299,7 @@ def run_cross_validation(
     leads = {s.tune_with for s in specs if s.family == "neural" and s.tune_with} if tune else set()
     splits = _splits(data.folds)
     done: dict[tuple[int, int], tuple[Any, ...]] = {}  # (split, spec) → fit outcome
+    metrics: dict[tuple[int, int], dict[str, float]] = {}  # (split, spec) → test metrics
     tuned: dict[tuple[int, int], dict[str, Any]] = {}
     pool = make_executor(workers, {"cv_data": data})
     pending: dict[Future[Any], tuple[str, int, Any]] = {}
@@ -328,12 +329,14 @@ def run_cross_validation(
                     submit_fits(i, key, result.params)
                     continue
                 done[(i, key)] = future.result()
-                _report(specs[key], splits[i], done[(i, key)], tuned[(i, key)], data, on_fold_end)
+                metrics[(i, key)] = _report(
+                    specs[key], splits[i], done[(i, key)], tuned[(i, key)], data, on_fold_end
+                )
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-    return _collect(specs, splits, done, tuned, data, keep_models)
+    return _collect(specs, splits, done, metrics, tuned, keep_models)
 
 
 def _report(
@@ -343,7 +346,8 @@ def _report(
     params: dict[str, Any],
     data: CVData,
     on_fold_end: Callable[[FoldReport], None] | None,
-) -> None:
+) -> dict[str, float]:
+    """The unit's test metrics, logged and handed to ``on_fold_end``."""
     _, pred, history, seconds = outcome
     repeat, fold, train_ids, test_ids = split
     test_df = rows_for(data.clinical, test_ids, "clinical table")
@@ -351,14 +355,15 @@ def _report(
     logger.info("%s r%d f%d: %s", spec.name, repeat, fold, metrics)
     if on_fold_end is not None:
         on_fold_end(FoldReport(spec.name, repeat, fold, history, metrics, params))
+    return metrics
 
 
 def _collect(
     specs: Sequence[ModelSpec],
     splits: list[Split],
     done: dict[tuple[int, int], tuple[Any, ...]],
+    metrics: dict[tuple[int, int], dict[str, float]],
     tuned: dict[tuple[int, int], dict[str, Any]],
-    data: CVData,
     keep_models: bool,
 ) -> CVResult:
     """Rows in a fixed order (split, then spec), whatever order the units finished in."""
@@ -366,13 +371,13 @@ def _collect(
     metric_rows: list[dict[str, Any]] = []
     result = CVResult(oof=pd.DataFrame(), fold_metrics=pd.DataFrame())
     for i, split in enumerate(splits):
-        repeat, fold, train_ids, test_ids = split
-        test_df = rows_for(data.clinical, test_ids, "clinical table")
+        repeat, fold = split[0], split[1]
         for j, spec in enumerate(specs):
-            model, pred, history, seconds = done[(i, j)]
+            model, pred, _, _ = done[(i, j)]
             rows.append(_oof_frame(spec.name, split, pred))
-            metrics = _fold_metrics(pred, test_df, len(train_ids), seconds, history)
-            metric_rows.append({"model": spec.name, "repeat": repeat, "fold": fold, **metrics})
+            metric_rows.append(
+                {"model": spec.name, "repeat": repeat, "fold": fold, **metrics[(i, j)]}
+            )
             result.tuned_params[(spec.name, repeat, fold)] = tuned[(i, j)]
             if keep_models:
                 result.models[(spec.name, repeat, fold)] = model
