@@ -46,7 +46,10 @@ def forest_plot(comparison: pd.DataFrame, metric: str = "harrell_c") -> Figure:
     err = np.vstack([est - comparison[f"{metric}_lo"], comparison[f"{metric}_hi"] - est])
     ax.errorbar(est, y, xerr=err, fmt="o", color="black", ecolor="0.4", capsize=3)
     for yi, e, hi in zip(y, est, comparison[f"{metric}_hi"], strict=True):
-        ax.annotate(f"{e:.3f}", (hi, yi), xytext=(4, 0), textcoords="offset points", va="center")
+        ax.annotate(
+            f"{e:.3f}", (hi, yi), xytext=(4, 0), textcoords="offset points", va="center",
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},  # readable over lines
+        )  # fmt: skip
     ax.axvline(0.5, color="0.6", linestyle=":", label="chance (0.5)")
     if "oracle_c" in comparison.columns:
         oracle = float(comparison["oracle_c"].iloc[0])
@@ -56,7 +59,8 @@ def forest_plot(comparison: pd.DataFrame, metric: str = "harrell_c") -> Figure:
     ax.set_xlabel(f"{pretty} (unitless, 0.5 = chance), 95 % bootstrap CI")
     ax.set_ylabel("model")
     ax.set_title(f"{pretty} per model (out-of-fold)")
-    ax.legend(loc="lower right", fontsize="small")
+    # outside the axes: inside, it covered the lowest model's interval and value
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
     ax.grid(axis="x", alpha=0.3)
     return fig
 
