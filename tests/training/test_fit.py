@@ -16,11 +16,19 @@ from tests.conftest import one_torch_thread
 from tests.training import TinyModel, tiny_build_model, tiny_cohort
 from tle_kedro.features.clinical import ClinicalTokenizer
 from tle_kedro.losses.cox import cox_partial_likelihood
+from tle_kedro.models.ensemble import MeanEnsemble
 from tle_kedro.models.factory import ModelConfig
 from tle_kedro.training import fit
 from tle_kedro.training.config import TrainConfig
 from tle_kedro.training.data import EventBatchSampler, make_survival_arrays
-from tle_kedro.training.fit import fit_neural_model, harrell_c_index, inner_split, warmup_cosine
+from tle_kedro.training.device import resolve_device
+from tle_kedro.training.fit import (
+    fit_neural_model,
+    harrell_c_index,
+    inner_split,
+    predict_log_risk,
+    warmup_cosine,
+)
 
 COHORT = tiny_cohort(16)
 IDS = list(COHORT.clinical["participant_id"])
@@ -221,3 +229,55 @@ def test_with_early_stopping_the_average_is_validated_and_restored() -> None:
     model = _fit(cfg)
     assert len(model.history) == 5 and 0 <= model.best_epoch < 5
     assert all(not math.isnan(h["val_c"]) for h in model.history)
+
+
+def test_an_ensemble_predicts_the_mean_log_risk_of_its_seeded_members() -> None:
+    cfg = _cfg(epochs=3, inner_val_fraction=0.3, early_stopping_patience=None, ensemble=3)
+    model = _fit(cfg)
+    assert isinstance(model.model, MeanEnsemble) and len(model.model) == 3
+    arrays = _arrays(model, IDS)
+    risk = model.log_risk(arrays)
+    setup = resolve_device("cpu")
+    per_member = [predict_log_risk(m, arrays, setup) for m in model.model.members]
+    np.testing.assert_allclose(risk, np.mean(per_member, axis=0), rtol=0, atol=1e-6)
+    # members are trained with seeds seed, seed + 1, seed + 2: member k equals a single fit
+    # with seed + k on the ensemble's (whole-fold) tokenizer, and the members differ
+    member_cfg = cfg.model_copy(update={"ensemble": 1, "seed": cfg.seed + 1})
+    single, *_ = fit._fit_member(
+        "tiny", None, member_cfg, IDS, COHORT.images, COHORT.clinical, ClinicalTokenizer(),
+        None, None, fitted_tokenizer=model.tokenizer,
+    )  # fmt: skip
+    np.testing.assert_allclose(per_member[1], predict_log_risk(single, arrays, setup), atol=1e-6)
+    assert not np.allclose(per_member[0], per_member[1])
+    # the Breslow baseline is fitted on the ensemble's risk, so S(t) follows its mean
+    pred = model.predict(arrays)
+    assert np.all(np.diff(pred.surv_12[np.argsort(risk)]) <= 1e-12)
+
+
+def test_an_ensemble_pickles_and_its_history_is_the_per_epoch_member_mean() -> None:
+    cfg = _cfg(epochs=6, inner_val_fraction=0.4, early_stopping_patience=1, lr=0.2, ensemble=2)
+    model = _fit(cfg)
+    arrays = _arrays(model, IDS[:5])
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(model.predict(arrays).risk, again.predict(arrays).risk)
+    assert not again.model.training and all(not m.training for m in again.model.members)
+    assert [h["epoch"] for h in model.history] == list(range(len(model.history)))
+    assert all(np.isfinite(h["train_loss"]) for h in model.history)
+
+
+def test_mean_history_averages_the_members_that_ran_each_epoch() -> None:
+    a = [
+        {"epoch": 0, "val_c": 0.6, "train_loss": 2.0},
+        {"epoch": 1, "val_c": 0.8, "train_loss": 1.0},
+    ]
+    b = [{"epoch": 0, "val_c": math.nan, "train_loss": 4.0}]
+    out = fit.mean_history([a, b])
+    assert out == [
+        {"epoch": 0, "val_c": 0.6, "train_loss": 3.0},
+        {"epoch": 1, "val_c": 0.8, "train_loss": 1.0},
+    ]
+
+
+def test_ensemble_size_is_validated() -> None:
+    with pytest.raises(ValueError, match="ensemble"):
+        _cfg(ensemble=0)

@@ -26,6 +26,9 @@ class TrainConfig(_Strict):
     (by inner-validation Harrell C); ``inner_val_fraction=0`` disables the inner split (no
     early stopping, the last epoch is kept). ``ema_decay``: validate and keep an exponential
     moving average of the weights (and BatchNorm statistics), updated every step.
+    ``ensemble``: train that many members, member ``k`` with seed ``seed + k`` (its own
+    initialisation, batch order, augmentation and inner early-stopping split), and predict
+    the mean of their log-risks (``models.ensemble.MeanEnsemble``).
     """
 
     epochs: int = Field(50, ge=1, le=10_000)
@@ -41,6 +44,7 @@ class TrainConfig(_Strict):
     amp: bool = True
     grad_clip: float | None = Field(1.0, gt=0)
     ema_decay: float | None = Field(None, gt=0, lt=1)
+    ensemble: int = Field(1, ge=1, le=32)
     augment: AugmentConfig = AugmentConfig.model_validate({})
     progress: bool = True
 

@@ -3,7 +3,8 @@
 AdamW with linear warmup then cosine decay (per step), Cox partial likelihood (Efron ties),
 augmentation in training only (a left-right flip swaps the operative-side code), early stopping
 on an inner validation split of the training fold (Harrell C), best-checkpoint restore, and a
-Breslow baseline fitted on the whole training fold afterwards.
+Breslow baseline fitted on the whole training fold afterwards. ``train.ensemble > 1`` fits that
+many such networks with consecutive seeds and predicts their mean log-risk.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.losses.cox import cox_partial_likelihood
 from tle_kedro.models.batch import SurvivalBatch
 from tle_kedro.models.classical import SURVIVAL_TIMES, SurvivalPrediction
+from tle_kedro.models.ensemble import MeanEnsemble
 from tle_kedro.models.factory import build_model
 from tle_kedro.models.survival import BaselineHazard, breslow_baseline, survival_at
 from tle_kedro.training.config import TrainConfig
@@ -302,10 +304,47 @@ def fit_neural_model(
         (``epoch, train_loss, val_loss, val_c, lr, seconds``).
     """
     cfg = train_config
+    if cfg.ensemble == 1:
+        model, tok, history, best_epoch = _fit_member(
+            kind, model_config, cfg, train_ids, image_tensors, table, tokenizer, on_epoch_end, desc
+        )
+    else:
+        model, tok, history, best_epoch = _fit_ensemble(
+            kind, model_config, cfg, train_ids, image_tensors, table, tokenizer, on_epoch_end, desc
+        )
+    full = make_survival_arrays(list(train_ids), image_tensors, tok, table)
+    risk = predict_log_risk(model, full, resolve_device("cpu"), cfg.eval_batch_size)
+    assert full.time is not None and full.event is not None
+    baseline = breslow_baseline(risk, full.time.numpy(), full.event.numpy())
+    return FittedNeuralModel(kind, model_config, cfg, model, tok, baseline, history, best_epoch)
+
+
+_Member = tuple[torch.nn.Module, Any, list[dict[str, float]], int]
+
+
+def _fit_member(
+    kind: str,
+    model_config: Any,
+    cfg: TrainConfig,
+    train_ids: Sequence[str],
+    image_tensors: ImageTensors,
+    table: pd.DataFrame,
+    tokenizer: Any,
+    on_epoch_end: EpochCallback | None,
+    desc: str | None,
+    fitted_tokenizer: Any = None,
+) -> _Member:
+    """One network: (model on CPU in eval mode, fitted tokenizer, history, best epoch).
+
+    The tokenizer is a clone of ``tokenizer`` fitted on the inner-training patients, unless
+    ``fitted_tokenizer`` (already fitted) is given.
+    """
     generator = seed_everything(cfg.seed)
     _, event = outcome_arrays(rows_for(table, list(train_ids), "clinical table"))
     fit_ids, val_ids = inner_split(train_ids, event, cfg.inner_val_fraction, cfg.seed)
-    tok = clone(tokenizer).fit(rows_for(table, fit_ids, "clinical table"))
+    tok = fitted_tokenizer
+    if tok is None:
+        tok = clone(tokenizer).fit(rows_for(table, fit_ids, "clinical table"))
     train = make_survival_arrays(fit_ids, image_tensors, tok, table)
     val = make_survival_arrays(val_ids, image_tensors, tok, table) if val_ids else None
     assert train.event is not None
@@ -315,11 +354,64 @@ def fit_neural_model(
     model, loop = _build(kind, model_config, tok, setup, cfg, steps, generator)
     history, best_epoch = _run_epochs(loop, train, val, sampler, on_epoch_end, desc)
     model.to("cpu").eval()
-    full = make_survival_arrays(list(train_ids), image_tensors, tok, table)
-    risk = predict_log_risk(model, full, resolve_device("cpu"), cfg.eval_batch_size)
-    assert full.time is not None and full.event is not None
-    baseline = breslow_baseline(risk, full.time.numpy(), full.event.numpy())
-    return FittedNeuralModel(kind, model_config, cfg, model, tok, baseline, history, best_epoch)
+    return model, tok, history, best_epoch
+
+
+def _fit_ensemble(
+    kind: str,
+    model_config: Any,
+    cfg: TrainConfig,
+    train_ids: Sequence[str],
+    image_tensors: ImageTensors,
+    table: pd.DataFrame,
+    tokenizer: Any,
+    on_epoch_end: EpochCallback | None,
+    desc: str | None,
+) -> _Member:
+    """``cfg.ensemble`` members with seeds ``seed, seed + 1, ...`` averaged by MeanEnsemble.
+
+    The members share one tokenizer, fitted on the whole training fold: averaging needs
+    one clinical encoding, and the tokenizer only scales clinical values (no outcome), so
+    the members' inner validation patients lend it nothing about recurrence. Each member
+    draws its own inner split, so together they are fitted on (and validated on) different
+    patients of the training fold: bagging without resampling. ``on_epoch_end`` is called
+    for every member's epochs.
+    """
+    shared = clone(tokenizer).fit(rows_for(table, list(train_ids), "clinical table"))
+    members: list[torch.nn.Module] = []
+    histories: list[list[dict[str, float]]] = []
+    best_epochs: list[int] = []
+    for k in range(cfg.ensemble):
+        member_cfg = cfg.model_copy(update={"seed": cfg.seed + k, "ensemble": 1})
+        label = f"{desc or 'fit'} member {k + 1}/{cfg.ensemble}"
+        model, _, history, best = _fit_member(
+            kind, model_config, member_cfg, train_ids, image_tensors, table, tokenizer,
+            on_epoch_end, label, fitted_tokenizer=shared,
+        )  # fmt: skip
+        members.append(model)
+        histories.append(history)
+        best_epochs.append(best)
+    ensemble = MeanEnsemble(members).eval()
+    return ensemble, shared, mean_history(histories), int(round(float(np.median(best_epochs))))
+
+
+def mean_history(histories: Sequence[Sequence[dict[str, float]]]) -> list[dict[str, float]]:
+    """Per-epoch mean of the members' histories (over the members that ran that epoch).
+
+    Members stop early at different epochs; epoch ``e`` of the result averages each numeric
+    key over the members whose history reaches ``e`` (NaN values are skipped).
+    """
+    longest = max((len(h) for h in histories), default=0)
+    out: list[dict[str, float]] = []
+    for epoch in range(longest):
+        rows = [h[epoch] for h in histories if len(h) > epoch]
+        keys = [k for k in rows[0] if k != "epoch"]
+        entry: dict[str, float] = {"epoch": epoch}
+        for key in keys:
+            values = [float(r[key]) for r in rows if not math.isnan(float(r[key]))]
+            entry[key] = float(np.mean(values)) if values else math.nan
+        out.append(entry)
+    return out
 
 
 def _run_epochs(

@@ -276,9 +276,10 @@ def tune_hyperparameters(
     ``config.enqueue_base``. ``log_to_mlflow=False``: the caller logs ``result.trials``.
     """
     # Trials are scored on an inner validation split even when the final fits use the whole
-    # training fold (train.inner_val_fraction = 0).
+    # training fold (train.inner_val_fraction = 0), and each trial is one network even when
+    # the final fits are ensembles (train.ensemble > 1): the study compares hyperparameters.
     base_train = train_config.model_copy(
-        update={"progress": False, "inner_val_fraction": config.inner_val_fraction}
+        update={"progress": False, "inner_val_fraction": config.inner_val_fraction, "ensemble": 1}
     )
     if config.epochs is not None:
         warm = min(base_train.warmup_epochs, max(0, config.epochs - 1))
