@@ -21,7 +21,7 @@ def test_project_parameters_validate_and_list_every_model() -> None:
     params, model, train, _, tuning = parse_modeling_params(_project_params(), GRID)
     assert tuple(params.models) == ALL_MODELS
     assert model.grid_shape == GRID  # taken from the image tensors, not the YAML
-    assert train.batch_size == 16 and train.inner_val_fraction == 0.0
+    assert train.batch_size == 16 and train.inner_val_fraction > 0 and train.ensemble == 2
     assert tuning.enabled
 
 
