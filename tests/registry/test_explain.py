@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from tests.conftest import one_torch_thread
@@ -120,3 +121,27 @@ def test_patient_figure_has_curve_contributions_and_four_slices(fitted_and_array
     assert "risk group: high" in titles
     assert "T1 axial" in titles and "T1 coronal" in titles
     assert any(t.get_text() == "PET missing" for ax in fig.axes for t in ax.texts)
+
+
+def test_the_12_and_24_month_labels_do_not_overlap_when_the_risks_are_equal(
+    fitted_and_arrays,
+) -> None:  # type: ignore[no-untyped-def]
+    model, arrays = fitted_and_arrays
+    result = explain(model, arrays.batch([1]), n_steps=2)
+    times = np.linspace(0, 36, 50)
+    flat = np.where(times < 12, np.exp(-times / 30), np.exp(-12 / 30))  # no event after 12 mo
+    p = 1 - float(np.exp(-12 / 30))
+    fig = patient_figure(
+        "sub-001", result, arrays.images[1].numpy(), np.eye(4), times, flat,
+        {"risk_group": "low", "p_recurrence_12": p, "p_recurrence_24": p,
+         "modalities_used": "T1+PET+clinical"},
+    )  # fmt: skip
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    labels = [
+        t.get_window_extent(renderer)
+        for ax in fig.axes
+        for t in ax.texts
+        if t.get_text().startswith("P(recurrence by")
+    ]
+    assert len(labels) == 2
+    assert not labels[0].overlaps(labels[1])

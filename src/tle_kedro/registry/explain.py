@@ -240,14 +240,16 @@ def patient_figure(
 def _survival_panel(ax, times: np.ndarray, survival: np.ndarray, s: dict[str, object]) -> None:  # type: ignore[no-untyped-def]
     """S(t | x) = probability of remaining seizure-free, with P(recurrence) at 12 and 24 months."""
     ax.step(times, survival, where="post", color="tab:blue", label="S(t): seizure-free")
-    for t, key in ((12, "p_recurrence_12"), (24, "p_recurrence_24")):
+    # 12 months labelled above its point, 24 below: S(24) <= S(12), so the labels cannot
+    # overlap even when the two probabilities are equal (a flat curve between them).
+    for t, key, offset in ((12, "p_recurrence_12", (6, 6)), (24, "p_recurrence_24", (6, -12))):
         p = float(s[key])  # type: ignore[arg-type]
         ax.plot([t], [1.0 - p], "o", color="black")
         ax.annotate(
             f"P(recurrence by {t} mo) = {p:.0%}",
             (t, 1.0 - p),
             textcoords="offset points",
-            xytext=(6, 6),
+            xytext=offset,
             fontsize=8,
         )
     ax.set_xlabel("months after surgery")
