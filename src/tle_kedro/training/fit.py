@@ -295,8 +295,9 @@ def fit_neural_model(
         image_tensors: volumes (N_all, 2, D, H, W) of at least ``train_ids``.
         table: ``clinical_validated`` rows of at least ``train_ids``.
         tokenizer: UNFITTED ``ClinicalTokenizer`` prototype; a clone is fitted on the
-            inner-training patients only.
-        on_epoch_end: ``f(epoch, val_c) -> stop?``; may raise (e.g. ``optuna.TrialPruned``).
+            inner-training patients only (on the whole fold for an ensemble, see below).
+        on_epoch_end: ``f(epoch, val_c) -> stop?``; may raise (e.g. ``optuna.TrialPruned``);
+            called for every member's epochs when ``train_config.ensemble > 1``.
         desc: progress-bar label (e.g. ``"transeprelap r0 f1"``).
 
     Returns:
@@ -309,9 +310,30 @@ def fit_neural_model(
             kind, model_config, cfg, train_ids, image_tensors, table, tokenizer, on_epoch_end, desc
         )
     else:
-        model, tok, history, best_epoch = _fit_ensemble(
-            kind, model_config, cfg, train_ids, image_tensors, table, tokenizer, on_epoch_end, desc
-        )
+        # The members share one tokenizer, fitted on the whole training fold: averaging needs
+        # one clinical encoding, and the tokenizer only scales clinical values (no outcome),
+        # so the members' inner validation patients lend it nothing about recurrence. Each
+        # member draws its own inner split (its seed), so together they are fitted on and
+        # validated on different patients of the fold: bagging without resampling.
+        tok = clone(tokenizer).fit(rows_for(table, list(train_ids), "clinical table"))
+        members = [
+            _fit_member(
+                kind,
+                model_config,
+                cfg.model_copy(update={"seed": cfg.seed + k, "ensemble": 1}),
+                train_ids,
+                image_tensors,
+                table,
+                tok,
+                on_epoch_end,
+                f"{desc or 'fit'} member {k + 1}/{cfg.ensemble}",
+                fit_tokenizer=False,
+            )  # fmt: skip
+            for k in range(cfg.ensemble)
+        ]
+        model = MeanEnsemble([m[0] for m in members]).eval()
+        history = mean_history([m[2] for m in members])
+        best_epoch = int(round(float(np.median([m[3] for m in members]))))
     full = make_survival_arrays(list(train_ids), image_tensors, tok, table)
     risk = predict_log_risk(model, full, resolve_device("cpu"), cfg.eval_batch_size)
     assert full.time is not None and full.event is not None
@@ -332,18 +354,18 @@ def _fit_member(
     tokenizer: Any,
     on_epoch_end: EpochCallback | None,
     desc: str | None,
-    fitted_tokenizer: Any = None,
+    fit_tokenizer: bool = True,
 ) -> _Member:
     """One network: (model on CPU in eval mode, fitted tokenizer, history, best epoch).
 
-    The tokenizer is a clone of ``tokenizer`` fitted on the inner-training patients, unless
-    ``fitted_tokenizer`` (already fitted) is given.
+    With ``fit_tokenizer`` the tokenizer is a clone of the ``tokenizer`` prototype fitted on
+    the inner-training patients; otherwise ``tokenizer`` is used as it is (already fitted).
     """
     generator = seed_everything(cfg.seed)
     _, event = outcome_arrays(rows_for(table, list(train_ids), "clinical table"))
     fit_ids, val_ids = inner_split(train_ids, event, cfg.inner_val_fraction, cfg.seed)
-    tok = fitted_tokenizer
-    if tok is None:
+    tok = tokenizer
+    if fit_tokenizer:
         tok = clone(tokenizer).fit(rows_for(table, fit_ids, "clinical table"))
     train = make_survival_arrays(fit_ids, image_tensors, tok, table)
     val = make_survival_arrays(val_ids, image_tensors, tok, table) if val_ids else None
@@ -355,44 +377,6 @@ def _fit_member(
     history, best_epoch = _run_epochs(loop, train, val, sampler, on_epoch_end, desc)
     model.to("cpu").eval()
     return model, tok, history, best_epoch
-
-
-def _fit_ensemble(
-    kind: str,
-    model_config: Any,
-    cfg: TrainConfig,
-    train_ids: Sequence[str],
-    image_tensors: ImageTensors,
-    table: pd.DataFrame,
-    tokenizer: Any,
-    on_epoch_end: EpochCallback | None,
-    desc: str | None,
-) -> _Member:
-    """``cfg.ensemble`` members with seeds ``seed, seed + 1, ...`` averaged by MeanEnsemble.
-
-    The members share one tokenizer, fitted on the whole training fold: averaging needs
-    one clinical encoding, and the tokenizer only scales clinical values (no outcome), so
-    the members' inner validation patients lend it nothing about recurrence. Each member
-    draws its own inner split, so together they are fitted on (and validated on) different
-    patients of the training fold: bagging without resampling. ``on_epoch_end`` is called
-    for every member's epochs.
-    """
-    shared = clone(tokenizer).fit(rows_for(table, list(train_ids), "clinical table"))
-    members: list[torch.nn.Module] = []
-    histories: list[list[dict[str, float]]] = []
-    best_epochs: list[int] = []
-    for k in range(cfg.ensemble):
-        member_cfg = cfg.model_copy(update={"seed": cfg.seed + k, "ensemble": 1})
-        label = f"{desc or 'fit'} member {k + 1}/{cfg.ensemble}"
-        model, _, history, best = _fit_member(
-            kind, model_config, member_cfg, train_ids, image_tensors, table, tokenizer,
-            on_epoch_end, label, fitted_tokenizer=shared,
-        )  # fmt: skip
-        members.append(model)
-        histories.append(history)
-        best_epochs.append(best)
-    ensemble = MeanEnsemble(members).eval()
-    return ensemble, shared, mean_history(histories), int(round(float(np.median(best_epochs))))
 
 
 def mean_history(histories: Sequence[Sequence[dict[str, float]]]) -> list[dict[str, float]]:
