@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from torch import nn
 
@@ -88,3 +90,16 @@ def tiny_build_model(
 ) -> nn.Module:
     """Stand-in for ``models.factory.build_model`` (fast; same signature)."""
     return TinyModel(n_numeric)
+
+
+def no_augment(images: torch.Tensor, mask: torch.Tensor, config: object, seed: int) -> Any:
+    """Stand-in for ``transforms.augment.augment_batch``: images unchanged, nothing flipped."""
+    return images, torch.zeros(images.shape[0], dtype=torch.bool)
+
+
+def use_tiny_fit_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``training.fit`` build :class:`TinyModel` and skip augmentation (fast tests)."""
+    from tle_kedro.training import fit
+
+    monkeypatch.setattr(fit, "build_model", tiny_build_model)
+    monkeypatch.setattr(fit, "augment_batch", no_augment)

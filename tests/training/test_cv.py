@@ -10,13 +10,11 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
-import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from tests.conftest import one_torch_thread
-from tests.training import tiny_build_model, tiny_cohort
+from tests.training import tiny_cohort, use_tiny_fit_loop
 from tle_kedro.features.clinical import ClinicalTokenizer, make_clinical_recipe
-from tle_kedro.training import fit
 from tle_kedro.training.config import ClassicalConfig, ParamRange, TrainConfig, TuningConfig
 from tle_kedro.training.cv import (
     CVData,
@@ -55,12 +53,7 @@ class SpyRecipe(BaseEstimator, TransformerMixin):
 @pytest.fixture(autouse=True)
 def _tiny(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     with one_torch_thread():
-        monkeypatch.setattr(fit, "build_model", tiny_build_model)
-        monkeypatch.setattr(
-            fit,
-            "augment_batch",
-            lambda im, m, c, g: (im, torch.zeros(im.shape[0], dtype=torch.bool)),
-        )
+        use_tiny_fit_loop(monkeypatch)
         FITTED_ON.clear()
         yield
 

@@ -13,7 +13,7 @@ import torch
 from sksurv.metrics import concordance_index_censored
 
 from tests.conftest import one_torch_thread
-from tests.training import TinyModel, tiny_build_model, tiny_cohort
+from tests.training import TinyModel, tiny_cohort, use_tiny_fit_loop
 from tle_kedro.features.clinical import ClinicalTokenizer
 from tle_kedro.losses.cox import cox_partial_likelihood
 from tle_kedro.models.ensemble import MeanEnsemble
@@ -34,15 +34,10 @@ COHORT = tiny_cohort(16)
 IDS = list(COHORT.clinical["participant_id"])
 
 
-def _no_augment(images: torch.Tensor, mask: torch.Tensor, config: Any, generator: Any) -> Any:
-    return images, torch.zeros(images.shape[0], dtype=torch.bool)
-
-
 @pytest.fixture(autouse=True)
 def _tiny(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     with one_torch_thread():
-        monkeypatch.setattr(fit, "build_model", tiny_build_model)
-        monkeypatch.setattr(fit, "augment_batch", _no_augment)
+        use_tiny_fit_loop(monkeypatch)
         yield
 
 
@@ -244,8 +239,8 @@ def test_an_ensemble_predicts_the_mean_log_risk_of_its_seeded_members() -> None:
     # with seed + k on the ensemble's (whole-fold) tokenizer, and the members differ
     member_cfg = cfg.model_copy(update={"ensemble": 1, "seed": cfg.seed + 1})
     single, *_ = fit._fit_member(
-        "tiny", None, member_cfg, IDS, COHORT.images, COHORT.clinical, ClinicalTokenizer(),
-        None, None, fitted_tokenizer=model.tokenizer,
+        "tiny", None, member_cfg, IDS, COHORT.images, COHORT.clinical, model.tokenizer,
+        None, None, fit_tokenizer=False,
     )  # fmt: skip
     np.testing.assert_allclose(per_member[1], predict_log_risk(single, arrays, setup), atol=1e-6)
     assert not np.allclose(per_member[0], per_member[1])

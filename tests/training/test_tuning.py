@@ -9,10 +9,9 @@ from typing import Any
 
 import optuna
 import pytest
-import torch
 
 from tests.conftest import one_torch_thread
-from tests.training import tiny_build_model, tiny_cohort
+from tests.training import tiny_cohort, use_tiny_fit_loop
 from tle_kedro.features.clinical import ClinicalTokenizer
 from tle_kedro.models.factory import ModelConfig
 from tle_kedro.training import fit, tuning
@@ -30,12 +29,7 @@ SPACE = {
 @pytest.fixture(autouse=True)
 def _tiny(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     with one_torch_thread():
-        monkeypatch.setattr(fit, "build_model", tiny_build_model)
-        monkeypatch.setattr(
-            fit,
-            "augment_batch",
-            lambda im, m, c, g: (im, torch.zeros(im.shape[0], dtype=torch.bool)),
-        )
+        use_tiny_fit_loop(monkeypatch)
         yield
 
 
