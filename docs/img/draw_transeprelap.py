@@ -139,6 +139,16 @@ def trace_shapes(model: nn.Module, batch: Any) -> list[ShapeRow]:
                 record(f"{name} tokens", "Linear C→d + modality + 3-D position embedding")
             )
         )
+        if m in getattr(core, "measure_tokenizers", {}):
+            n_measures = len(core.measures[m].names)
+            hooks.append(
+                core.measure_tokenizers[m].register_forward_hook(
+                    record(
+                        f"{name} region-measure tokens",
+                        f"{n_measures} regional measures → BatchNorm → value × w + variable emb.",
+                    )
+                )
+            )
         if m in core.intra:
             hooks.append(
                 core.intra[m].register_forward_hook(
@@ -219,7 +229,7 @@ def config_line(config: Any, n_tokens: int) -> str:
         f"clinical tokens {config.clinical_tokens}, d = {config.d_model}, {config.n_heads} heads, "
         f"{config.n_intra_layers} intra + {config.n_inter_layers} inter layer(s), "
         f"feed-forward {config.ff_mult} × d; {n_tokens} tokens per patient "
-        f"(1 summary + image + clinical)."
+        f"(1 summary + image{' + region-measure' if config.region_tokens else ''} + clinical)."
     )
 
 
@@ -294,8 +304,9 @@ def _n_image_tokens(config: Any) -> int:
 
 
 _CLINICAL_TEXT = (
-    "15 tokens, one per variable: value × learned vector (numeric)\n"
-    "or embedding (categorical) + variable emb. + modality emb.\n"
+    "15 tokens, one per variable: value × learned\n"
+    "vector (numeric) or embedding (categorical)\n"
+    "+ variable emb. + modality emb.\n"
     "a missing value is a masked token"
 )
 _JOINT_TEXT = "[summary] + all tokens\ninter-modality joint\nattention (key-padding\nmask)"
@@ -305,7 +316,9 @@ _FOOTNOTE = (
     "A missing or dropped modality is removed\nfrom attention (its encoder does not run); "
     "a missing clinical value is a masked token, never a zero. Sizes: CPU default [paper env].\n"
     "Each encoder sees the image and its left–right difference x − mirror(x). The CPU default "
-    "pools the clinical tokens into one after their self-attention."
+    "pools the clinical tokens into one after their self-attention.\n"
+    "Region-measure tokens: the regional asymmetry measures a reader takes (PET asymmetry "
+    "indices, T1 mesial-temporal asymmetry), computed from the images in the model."
 )
 
 
@@ -324,11 +337,12 @@ def draw(path: Path, default: Any, paper: Any) -> None:
     widths = "-".join(map(str, default.widths))
     enc = f"3-D ResNet-18\nwidths {widths}\n[paper {'-'.join(map(str, paper.widths))}]"
     n_img, p_img = _n_image_tokens(default), _n_image_tokens(paper)
-    tokens = (
-        f"{n_img} tokens [{p_img}]:\nLinear → d = {default.d_model} [{paper.d_model}]\n"
-        "+ modality, 3-D position emb."
-    )
-    for label, y in (("T1 MRI", 5.0), ("FDG PET", 3.6)):
+    for label, y, n_measures in (("T1 MRI", 5.0, 2), ("FDG PET", 3.6, 4)):
+        tokens = (
+            f"{n_img} tokens [{p_img}]:\nLinear → d = {default.d_model} [{paper.d_model}]\n"
+            "+ modality, position emb.\n"
+            + (f"+ {n_measures} region-measure tokens" if default.region_tokens else "")
+        )
         _box(ax, 0.1, y, 1.5, 0.8, f"{label}\ncrop around both\ntemporal lobes", img)
         _box(ax, 2.0, y, 1.7, 0.8, enc, img)
         _box(ax, 4.1, y, 1.9, 0.8, tokens, tok)

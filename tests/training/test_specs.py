@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import yaml
 
@@ -21,8 +22,16 @@ def test_project_parameters_validate_and_list_every_model() -> None:
     params, model, train, _, tuning = parse_modeling_params(_project_params(), GRID)
     assert tuple(params.models) == ALL_MODELS
     assert model.grid_shape == GRID  # taken from the image tensors, not the YAML
+    assert model.region_tokens and model.grid_affine is None
     assert train.batch_size == 16 and train.inner_val_fraction > 0 and train.ensemble == 2
     assert tuning.enabled
+
+
+def test_the_grid_affine_comes_from_the_image_tensors() -> None:
+    affine = np.diag([3.0, 2.0, 4.0, 1.0])
+    affine[:3, 3] = [-70.0, -60.0, -40.0]
+    _, model, _, _, _ = parse_modeling_params(_project_params(), GRID, affine)
+    np.testing.assert_array_equal(np.array(model.grid_affine), affine)
 
 
 def test_ablations_switch_one_modality_off_and_share_transeprelaps_study() -> None:

@@ -46,6 +46,11 @@ class ModelConfig(BaseModel):
             the left of the image (``models.side``); needs the operative-side column.
         asymmetry_channel: give each image encoder the left-right difference image as a
             second input channel (``models.encoders.with_asymmetry``).
+        region_tokens: TransEpRelap only: each image modality also gives one token per
+            regional measure (PET asymmetry indices, contralateral temporal uptake, T1
+            mesial-temporal asymmetry; ``models.measures``), computed from its images.
+        grid_affine: (4, 4) voxel → MNI mm of the image grid, set from the image tensors
+            (places the region masks); None = the default crop box on ``grid_shape``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -71,6 +76,8 @@ class ModelConfig(BaseModel):
     fusion_hidden: int = Field(32, ge=1)
     ipsilateral_view: bool = True
     asymmetry_channel: bool = True
+    region_tokens: bool = False
+    grid_affine: tuple[tuple[float, float, float, float], ...] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -78,6 +85,8 @@ class ModelConfig(BaseModel):
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if any(w < 1 for w in self.widths) or any(n < 1 for n in self.layers):
             raise ValueError(f"widths {self.widths} and layers {self.layers} must be >= 1")
+        if self.grid_affine is not None and len(self.grid_affine) != 4:
+            raise ValueError(f"grid_affine must have 4 rows of 4, got {len(self.grid_affine)} rows")
         if any(n < 1 for n in self.grid_shape):
             raise ValueError(f"grid_shape {self.grid_shape} must be positive")
         if not (self.use_t1 or self.use_pet or self.use_clinical):

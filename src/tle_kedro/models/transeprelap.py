@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from tle_kedro.models.batch import MODALITIES, SurvivalBatch
 from tle_kedro.models.encoders import ModalityEncoders, drop_modalities
+from tle_kedro.models.measures import MeasureTokenizer, RegionMeasures, grid_affine_or_default
 from tle_kedro.models.tokenizers import ClinicalTokenizer, ImageTokenizer
 
 if TYPE_CHECKING:
@@ -77,11 +78,17 @@ class TransEpRelap(nn.Module):
         self.encoders: ModalityEncoders | None = None
         self.image_tokenizers = nn.ModuleDict()
         self.intra = nn.ModuleDict()
+        self.measures = nn.ModuleDict()
+        self.measure_tokenizers = nn.ModuleDict()
         if self.modalities:
             self.encoders = ModalityEncoders(self.modalities, **config.encoder_kwargs())
             grid = self.encoders.token_grid(config.grid_shape)
+            affine = grid_affine_or_default(config.grid_affine, config.grid_shape)
             for m in self.modalities:
                 self.image_tokenizers[m] = ImageTokenizer(self.encoders.out_channels, d, grid)
+                if config.region_tokens:
+                    self.measures[m] = RegionMeasures(m, config.grid_shape, affine)
+                    self.measure_tokenizers[m] = MeasureTokenizer(len(self.measures[m].names), d)
         self.clinical: ClinicalTokenizer | None = None
         if config.use_clinical and n_numeric + len(cardinalities) > 0:
             self.clinical = ClinicalTokenizer(n_numeric, cardinalities, d)
@@ -108,11 +115,28 @@ class TransEpRelap(nn.Module):
         groups = []
         for m in self.modalities:
             tokens = self.image_tokenizers[m](features[m])  # (B, N, d)
+            if m in getattr(self, "measures", {}):  # models pickled before: none
+                tokens = torch.cat([tokens, self._measure_tokens(m, batch.images, present)], 1)
             padding = ~present[:, MODALITIES.index(m)].unsqueeze(1).expand(-1, tokens.shape[1])
             if m in self.intra:
                 tokens = attend_present_rows(self.intra[m], tokens, padding)
             groups.append((tokens, padding))
         return groups
+
+    def _measure_tokens(self, m: str, images: Tensor, present: Tensor) -> Tensor:
+        """(B, F, d) region-measure tokens of modality ``m``; zeros where it is absent.
+
+        Computed on the present rows only (as the encoders are), so an absent modality's
+        channel content reaches neither the measures nor the BatchNorm statistics.
+        """
+        channel = MODALITIES.index(m)
+        idx = present[:, channel].nonzero().squeeze(1)
+        n_measures = len(self.measures[m].names)
+        out = images.new_zeros(images.shape[0], n_measures, self.config.d_model)
+        if idx.numel() > 0:
+            values = self.measures[m](images[idx, channel : channel + 1])  # (B_present, F)
+            out = out.index_copy(0, idx, self.measure_tokenizers[m](values).to(out.dtype))
+        return out
 
     def _clinical_group(self, batch: SurvivalBatch) -> list[tuple[Tensor, Tensor]]:
         if self.clinical is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tle_kedro.models.factory import ModelConfig
@@ -56,11 +57,16 @@ class ModelingParams(BaseModel):
 
 
 def parse_modeling_params(
-    raw: dict[str, Any], grid_shape: tuple[int, int, int]
+    raw: dict[str, Any],
+    grid_shape: tuple[int, int, int],
+    grid_affine: np.ndarray | None = None,
 ) -> tuple[ModelingParams, ModelConfig, TrainConfig, ClassicalConfig, TuningConfig]:
-    """Validate every section; the model's grid is the image tensors' grid."""
+    """Validate every section; the model's grid (shape, affine) is the image tensors' grid."""
     params = ModelingParams(**raw)
-    model = parse_section(ModelConfig, {**params.model, "grid_shape": grid_shape}, "modeling.model")
+    grid: dict[str, Any] = {"grid_shape": grid_shape}
+    if grid_affine is not None:
+        grid["grid_affine"] = tuple(tuple(float(v) for v in row) for row in grid_affine)
+    model = parse_section(ModelConfig, {**params.model, **grid}, "modeling.model")
     train = parse_section(TrainConfig, params.train, "modeling.train")
     classical = parse_section(ClassicalConfig, params.classical, "modeling.classical")
     tuning = parse_section(TuningConfig, params.tuning, "modeling.tuning")

@@ -48,7 +48,9 @@ def fit_final(
         parameters, epochs).
     """
     reg = RegistryParams(**registry)
-    _, model_cfg, train_cfg, _, tuning = parse_modeling_params(modeling, image_tensors.grid_shape)
+    _, model_cfg, train_cfg, _, tuning = parse_modeling_params(
+        modeling, image_tensors.grid_shape, image_tensors.affine
+    )
     spec = build_specs([reg.model], model_cfg, train_cfg)[0]
     data = CVData(
         clinical=clinical_validated,

@@ -34,7 +34,7 @@ def cross_validate_models(
         metrics for the MLflow parent run, and the resolved configuration.
     """
     modeling, model_cfg, train_cfg, classical, tuning = parse_modeling_params(
-        params, image_tensors.grid_shape
+        params, image_tensors.grid_shape, image_tensors.affine
     )
     specs = build_specs(list(modeling.models), model_cfg, train_cfg)
     data = CVData(
