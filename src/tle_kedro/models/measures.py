@@ -48,11 +48,19 @@ def grid_affine_or_default(
 ) -> np.ndarray:
     """The image grid's (4, 4) voxel → MNI mm; without one, the default crop box's."""
     if affine is None:
-        return crop_grid_affine(DEFAULT_CROP_BOX_MNI, tuple(int(n) for n in grid_shape))
+        shape = (int(grid_shape[0]), int(grid_shape[1]), int(grid_shape[2]))
+        return crop_grid_affine(DEFAULT_CROP_BOX_MNI, shape)
     out = np.asarray(affine, dtype=np.float64)
     if out.shape != (4, 4):
         raise ValueError(f"grid_affine must be 4x4, got shape {out.shape}")
     return out
+
+
+def measure_names(modality: str) -> tuple[str, ...]:
+    """Names of the measures of ``modality`` (``"t1"`` or ``"pet"``), in token order."""
+    if modality not in ("t1", "pet"):
+        raise ValueError(f"modality must be 't1' or 'pet', got {modality!r}")
+    return PET_MEASURES if modality == "pet" else T1_MEASURES
 
 
 def _side_masks(name: str, affine: np.ndarray, grid_shape: tuple[int, int, int]) -> Tensor:
@@ -77,12 +85,17 @@ class RegionMeasures(nn.Module):
         affine: (4, 4) voxel → MNI mm of the grid (RAS voxel order).
     """
 
+    masks: Tensor  # (R, 2, V) buffers: region masks [ipsi, contra], flattened
+    contra_temporal: Tensor  # (V,) PET only: contralateral mesial ∪ lateral temporal mask
+
     def __init__(
-        self, modality: str, grid_shape: Sequence[int], affine: Sequence[Sequence[float]]
+        self,
+        modality: str,
+        grid_shape: Sequence[int],
+        affine: np.ndarray | Sequence[Sequence[float]],
     ) -> None:
         super().__init__()
-        if modality not in ("t1", "pet"):
-            raise ValueError(f"modality must be 't1' or 'pet', got {modality!r}")
+        self.names = measure_names(modality)
         self.modality = modality
         shape = (int(grid_shape[0]), int(grid_shape[1]), int(grid_shape[2]))
         aff = np.asarray(affine, dtype=np.float64)
@@ -101,10 +114,6 @@ class RegionMeasures(nn.Module):
                 *(_side_masks(n, aff, shape) for n in TEMPORAL_REGIONS)
             )  # union of the temporal regions, (2, D, H, W)
             self.register_buffer("contra_temporal", temporal[1].flatten())  # (V,)
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return PET_MEASURES if self.modality == "pet" else T1_MEASURES
 
     def _means(self, x: Tensor, masks: Tensor) -> Tensor:
         """(B, V) values → (B, R, 2) mean inside each (R, 2, V) mask."""

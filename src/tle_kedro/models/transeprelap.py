@@ -21,7 +21,12 @@ from torch import Tensor, nn
 
 from tle_kedro.models.batch import MODALITIES, SurvivalBatch
 from tle_kedro.models.encoders import ModalityEncoders, drop_modalities
-from tle_kedro.models.measures import MeasureTokenizer, RegionMeasures, grid_affine_or_default
+from tle_kedro.models.measures import (
+    MeasureTokenizer,
+    RegionMeasures,
+    grid_affine_or_default,
+    measure_names,
+)
 from tle_kedro.models.tokenizers import ClinicalTokenizer, ImageTokenizer
 
 if TYPE_CHECKING:
@@ -88,7 +93,7 @@ class TransEpRelap(nn.Module):
                 self.image_tokenizers[m] = ImageTokenizer(self.encoders.out_channels, d, grid)
                 if config.region_tokens:
                     self.measures[m] = RegionMeasures(m, config.grid_shape, affine)
-                    self.measure_tokenizers[m] = MeasureTokenizer(len(self.measures[m].names), d)
+                    self.measure_tokenizers[m] = MeasureTokenizer(len(measure_names(m)), d)
         self.clinical: ClinicalTokenizer | None = None
         if config.use_clinical and n_numeric + len(cardinalities) > 0:
             self.clinical = ClinicalTokenizer(n_numeric, cardinalities, d)
@@ -131,7 +136,7 @@ class TransEpRelap(nn.Module):
         """
         channel = MODALITIES.index(m)
         idx = present[:, channel].nonzero().squeeze(1)
-        n_measures = len(self.measures[m].names)
+        n_measures = len(measure_names(m))
         out = images.new_zeros(images.shape[0], n_measures, self.config.d_model)
         if idx.numel() > 0:
             values = self.measures[m](images[idx, channel : channel + 1])  # (B_present, F)
