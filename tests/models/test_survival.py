@@ -8,6 +8,7 @@ from lifelines import CoxPHFitter
 from tle_kedro.models.survival import (
     BaselineHazard,
     breslow_baseline,
+    calibration_slope,
     cumulative_baseline_at,
     survival_at,
 )
@@ -67,3 +68,27 @@ def test_bad_input_raises() -> None:
         breslow_baseline(np.zeros(3), np.ones(2), np.ones(3))
     with pytest.raises(ValueError, match="finite"):
         breslow_baseline(np.array([0.0, np.nan]), np.ones(2), np.ones(2))
+
+
+def test_calibration_slope_recovers_an_overspread_risk() -> None:
+    rng = np.random.default_rng(3)
+    true = rng.normal(size=2000)
+    time = rng.exponential(1.0 / np.exp(true))  # Cox model with log-hazard = true
+    event = time < 2.0
+    time = np.minimum(time, 2.0)
+    assert calibration_slope(true, time, event, bounds=(0.1, 2.0)) == pytest.approx(1.0, abs=0.08)
+    assert calibration_slope(2.0 * true, time, event) == pytest.approx(0.5, abs=0.04)
+    assert calibration_slope(0.5 * true, time, event, bounds=(0.1, 3.0)) == pytest.approx(
+        2.0, abs=0.16
+    )
+    assert calibration_slope(0.5 * true, time, event) == 1.0  # shrink only by default
+    # a risk that ranks backwards is clipped to the lower bound, keeping its order
+    assert calibration_slope(-true, time, event) == pytest.approx(0.1)
+    assert calibration_slope(np.zeros(2000), time, event) == 1.0
+
+
+def test_calibration_slope_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="no event"):
+        calibration_slope(np.arange(5.0), np.ones(5), np.zeros(5, bool))
+    with pytest.raises(ValueError, match="finite"):
+        calibration_slope(np.array([np.nan, 1.0]), np.ones(2), np.ones(2, bool))

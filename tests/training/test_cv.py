@@ -107,6 +107,9 @@ def test_one_oof_row_per_patient_model_and_repeat_on_the_given_folds() -> None:
     assert len(reports) == 4 * 2 * 3 == len(result.fold_metrics)
     neural = [r for r in reports if r.model == "tiny"]
     assert all(len(r.history) == 2 and "test_harrell_c" in r.metrics for r in neural)
+    # neural fits report their calibration slope (1 = not recalibrated), classical ones none
+    assert all(0 < r.metrics["calibration_slope"] <= 1 for r in neural)
+    assert all("calibration_slope" not in r.metrics for r in reports if r.model != "tiny")
     assert result.models == {}
 
 

@@ -16,11 +16,12 @@ from tests.conftest import one_torch_thread
 from tests.training import TinyModel, tiny_cohort, use_tiny_fit_loop
 from tle_kedro.features.clinical import ClinicalTokenizer
 from tle_kedro.losses.cox import cox_partial_likelihood
-from tle_kedro.models.ensemble import MeanEnsemble
+from tle_kedro.models.ensemble import MeanEnsemble, Recalibrated
 from tle_kedro.models.factory import ModelConfig
+from tle_kedro.models.survival import breslow_baseline, calibration_slope
 from tle_kedro.training import fit
 from tle_kedro.training.config import TrainConfig
-from tle_kedro.training.data import EventBatchSampler, make_survival_arrays
+from tle_kedro.training.data import EventBatchSampler, make_survival_arrays, outcome_arrays
 from tle_kedro.training.device import resolve_device
 from tle_kedro.training.fit import (
     fit_neural_model,
@@ -276,3 +277,46 @@ def test_mean_history_averages_the_members_that_ran_each_epoch() -> None:
 def test_ensemble_size_is_validated() -> None:
     with pytest.raises(ValueError, match="ensemble"):
         _cfg(ensemble=0)
+
+
+def test_recalibration_fits_slope_and_baseline_on_the_held_out_patients() -> None:
+    cfg = _cfg(epochs=4, inner_val_fraction=0.5, early_stopping_patience=None, lr=0.2)
+    cfg = cfg.model_copy(update={"ensemble": 3, "recalibrate": True})
+    model = _fit(cfg)
+    assert isinstance(model.model, Recalibrated) and isinstance(model.model.model, MeanEnsemble)
+    # the slope is the Cox slope of each member's risk on its own inner-validation patients
+    _, event = outcome_arrays(COHORT.clinical)
+    setup = resolve_device("cpu")
+    risks, times, events = [], [], []
+    for k, member in enumerate(model.model.model.members):
+        _, val_ids = inner_split(IDS, event, 0.5, cfg.seed + k)
+        val = _arrays(model, val_ids)
+        risks.append(predict_log_risk(member, val, setup))
+        times.append(val.time.numpy())
+        events.append(val.event.numpy())
+    r, t, e = (np.concatenate(x) for x in (risks, times, events))
+    assert e.sum() >= fit.MIN_CALIBRATION_EVENTS
+    assert model.calibration_slope == pytest.approx(calibration_slope(r, t, e))
+    baseline = breslow_baseline(model.calibration_slope * r, t, e)
+    np.testing.assert_allclose(model.baseline.cumulative_hazard, baseline.cumulative_hazard)
+    # the fitted model's log-risk is the slope times the ensemble's
+    arrays = _arrays(model, IDS[:6])
+    raw = predict_log_risk(model.model.model, arrays, setup)
+    np.testing.assert_allclose(model.log_risk(arrays), model.calibration_slope * raw, atol=1e-6)
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.predict(arrays).surv_12, model.predict(arrays).surv_12)
+
+
+def test_without_held_out_patients_or_events_the_baseline_is_fitted_in_sample(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    no_split = _fit(_cfg(inner_val_fraction=0.0, recalibrate=True))
+    assert no_split.calibration_slope == 1.0 and not isinstance(no_split.model, Recalibrated)
+    with caplog.at_level("WARNING"):
+        few = _fit(_cfg(inner_val_fraction=0.15, recalibrate=True))  # 2 held-out patients
+    assert few.calibration_slope == 1.0 and not isinstance(few.model, Recalibrated)
+    assert "recalibration skipped" in caplog.text
+    full = _arrays(few, IDS)
+    risk = few.log_risk(full)
+    expected = breslow_baseline(risk, full.time.numpy(), full.event.numpy())
+    np.testing.assert_allclose(few.baseline.cumulative_hazard, expected.cumulative_hazard)

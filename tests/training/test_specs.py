@@ -24,6 +24,7 @@ def test_project_parameters_validate_and_list_every_model() -> None:
     assert model.grid_shape == GRID  # taken from the image tensors, not the YAML
     assert model.region_tokens and model.grid_affine is None
     assert train.batch_size == 16 and train.inner_val_fraction > 0 and train.ensemble == 2
+    assert train.recalibrate
     assert tuning.enabled
 
 

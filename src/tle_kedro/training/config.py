@@ -29,6 +29,9 @@ class TrainConfig(_Strict):
     ``ensemble``: train that many members, member ``k`` with seed ``seed + k`` (its own
     initialisation, batch order, augmentation and inner early-stopping split), and predict
     the mean of their log-risks (``models.ensemble.MeanEnsemble``).
+    ``recalibrate``: after training, fit a calibration slope and the Breslow baseline on the
+    members' inner-validation patients instead of the Breslow baseline on the whole fold
+    (``models.ensemble.Recalibrated``); needs ``inner_val_fraction > 0``.
     """
 
     epochs: int = Field(50, ge=1, le=10_000)
@@ -45,6 +48,7 @@ class TrainConfig(_Strict):
     grad_clip: float | None = Field(1.0, gt=0)
     ema_decay: float | None = Field(None, gt=0, lt=1)
     ensemble: int = Field(1, ge=1, le=32)
+    recalibrate: bool = False
     augment: AugmentConfig = AugmentConfig.model_validate({})
     progress: bool = True
 

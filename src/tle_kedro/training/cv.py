@@ -348,10 +348,12 @@ def _report(
     on_fold_end: Callable[[FoldReport], None] | None,
 ) -> dict[str, float]:
     """The unit's test metrics, logged and handed to ``on_fold_end``."""
-    _, pred, history, seconds = outcome
+    model, pred, history, seconds = outcome
     repeat, fold, train_ids, test_ids = split
     test_df = rows_for(data.clinical, test_ids, "clinical table")
     metrics = _fold_metrics(pred, test_df, len(train_ids), seconds, history)
+    if isinstance(model, FittedNeuralModel):
+        metrics["calibration_slope"] = float(getattr(model, "calibration_slope", 1.0))
     logger.info("%s r%d f%d: %s", spec.name, repeat, fold, metrics)
     if on_fold_end is not None:
         on_fold_end(FoldReport(spec.name, repeat, fold, history, metrics, params))

@@ -28,9 +28,14 @@ from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.losses.cox import cox_partial_likelihood
 from tle_kedro.models.batch import SurvivalBatch
 from tle_kedro.models.classical import SURVIVAL_TIMES, SurvivalPrediction
-from tle_kedro.models.ensemble import MeanEnsemble
+from tle_kedro.models.ensemble import MeanEnsemble, Recalibrated
 from tle_kedro.models.factory import build_model
-from tle_kedro.models.survival import BaselineHazard, breslow_baseline, survival_at
+from tle_kedro.models.survival import (
+    BaselineHazard,
+    breslow_baseline,
+    calibration_slope,
+    survival_at,
+)
 from tle_kedro.training.config import TrainConfig
 from tle_kedro.training.data import (
     EventBatchSampler,
@@ -45,6 +50,8 @@ from tle_kedro.transforms.augment import augment_batch, swap_side_codes
 logger = logging.getLogger(__name__)
 
 EpochCallback = Callable[[int, float], bool | None]
+# fewer held-out events than this: no recalibration (a slope from 1-4 events is noise)
+MIN_CALIBRATION_EVENTS = 5
 
 
 def harrell_c_index(risk: np.ndarray, time: np.ndarray, event: np.ndarray) -> float:
@@ -80,6 +87,7 @@ class FittedNeuralModel:
     baseline: BaselineHazard
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
+    calibration_slope: float = 1.0  # 1 = not recalibrated (``train.recalibrate``)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -306,9 +314,10 @@ def fit_neural_model(
     """
     cfg = train_config
     if cfg.ensemble == 1:
-        model, tok, history, best_epoch = _fit_member(
+        model, tok, history, best_epoch, held_out = _fit_member(
             kind, model_config, cfg, train_ids, image_tensors, table, tokenizer, on_epoch_end, desc
         )
+        held_outs = [(model, held_out)]
     else:
         # The members share one tokenizer, fitted on the whole training fold: averaging needs
         # one clinical encoding, and the tokenizer only scales clinical values (no outcome),
@@ -334,14 +343,61 @@ def fit_neural_model(
         model = MeanEnsemble([m[0] for m in members]).eval()
         history = mean_history([m[2] for m in members])
         best_epoch = int(round(float(np.median([m[3] for m in members]))))
-    full = make_survival_arrays(list(train_ids), image_tensors, tok, table)
-    risk = predict_log_risk(model, full, resolve_device("cpu"), cfg.eval_batch_size)
-    assert full.time is not None and full.event is not None
-    baseline = breslow_baseline(risk, full.time.numpy(), full.event.numpy())
-    return FittedNeuralModel(kind, model_config, cfg, model, tok, baseline, history, best_epoch)
+        held_outs = [(m[0], m[4]) for m in members]
+    outcome = _held_out_outcome(held_outs, cfg) if cfg.recalibrate else None
+    slope = 1.0
+    if outcome is not None:
+        # Calibration on patients the networks did not train on: the slope and the Breslow
+        # baseline both come from each member's inner-validation patients (a patient held
+        # out by two members counts twice). In-sample risks of an early-stopped network
+        # still spread too far; fold models recalibrated this way put their risks on one
+        # scale (docs/modeling.md: pooled C and ICI, same networks, with and without).
+        risk, time, event = outcome
+        slope = calibration_slope(risk, time, event)
+        model = Recalibrated(model, slope).eval()
+        baseline = breslow_baseline(slope * risk, time, event)
+    else:
+        full = make_survival_arrays(list(train_ids), image_tensors, tok, table)
+        risk = predict_log_risk(model, full, resolve_device("cpu"), cfg.eval_batch_size)
+        assert full.time is not None and full.event is not None
+        baseline = breslow_baseline(risk, full.time.numpy(), full.event.numpy())
+    return FittedNeuralModel(
+        kind, model_config, cfg, model, tok, baseline, history, best_epoch, slope
+    )
 
 
-_Member = tuple[torch.nn.Module, Any, list[dict[str, float]], int]
+# (model, tokenizer, history, best epoch, its inner-validation arrays or None)
+_Member = tuple[torch.nn.Module, Any, list[dict[str, float]], int, SurvivalArrays | None]
+
+
+def _held_out_outcome(
+    held_outs: Sequence[tuple[torch.nn.Module, SurvivalArrays | None]], cfg: TrainConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(log-risk, time, event) of every member on its own inner-validation patients.
+
+    None when there is nothing to calibrate on: no inner split, or fewer than
+    ``MIN_CALIBRATION_EVENTS`` events in it (the fit then keeps the in-sample Breslow).
+    """
+    parts = []
+    for member, val in held_outs:
+        if val is None or len(val) == 0:
+            continue
+        assert val.time is not None and val.event is not None
+        risk = predict_log_risk(member, val, resolve_device("cpu"), cfg.eval_batch_size)
+        parts.append((risk, val.time.numpy().astype(np.float64), val.event.numpy()))
+    if not parts:
+        return None
+    risk, time, event = (np.concatenate(p) for p in zip(*parts, strict=True))
+    if event.sum() < MIN_CALIBRATION_EVENTS:
+        logger.warning(
+            "recalibration skipped: %d events among %d held-out patients (< %d); "
+            "the Breslow baseline is fitted in-sample",
+            int(event.sum()),
+            len(event),
+            MIN_CALIBRATION_EVENTS,
+        )
+        return None
+    return risk, time, event
 
 
 def _fit_member(
@@ -356,7 +412,8 @@ def _fit_member(
     desc: str | None,
     fit_tokenizer: bool = True,
 ) -> _Member:
-    """One network: (model on CPU in eval mode, fitted tokenizer, history, best epoch).
+    """One network: (model on CPU in eval mode, fitted tokenizer, history, best epoch, its
+    inner-validation arrays or None).
 
     With ``fit_tokenizer`` the tokenizer is a clone of the ``tokenizer`` prototype fitted on
     the inner-training patients; otherwise ``tokenizer`` is used as it is (already fitted).
@@ -376,7 +433,7 @@ def _fit_member(
     model, loop = _build(kind, model_config, tok, setup, cfg, steps, generator)
     history, best_epoch = _run_epochs(loop, train, val, sampler, on_epoch_end, desc)
     model.to("cpu").eval()
-    return model, tok, history, best_epoch
+    return model, tok, history, best_epoch, val
 
 
 def mean_history(histories: Sequence[Sequence[dict[str, float]]]) -> list[dict[str, float]]:
