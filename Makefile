@@ -13,7 +13,7 @@ HOST ?= 127.0.0.1
 UI_PORT ?= 5000
 VIZ_PORT ?= 4141
 
-.PHONY: setup run demo test lint bench viz viz-build ui clean-data
+.PHONY: setup run demo test lint bench viz viz-build ui clean-data screenshots
 
 setup: $(STAMP)
 
@@ -41,6 +41,10 @@ lint: setup
 
 test: lint
 	$(BIN)/pytest --cov --cov-report=term -q
+
+# Retake the browser screenshots the docs embed (docs/img/); `make test` writes them to build/.
+screenshots: setup
+	TLE_UPDATE_SCREENSHOTS=1 $(BIN)/pytest -q -p no:cacheprovider --no-cov tests/browser
 
 bench: setup
 	$(BIN)/python benchmarks/run_benchmarks.py
