@@ -3,8 +3,10 @@
 AdamW with linear warmup then cosine decay (per step), Cox partial likelihood (Efron ties),
 augmentation in training only (a left-right flip swaps the operative-side code), early stopping
 on an inner validation split of the training fold (Harrell C), best-checkpoint restore, and a
-Breslow baseline fitted on the whole training fold afterwards. ``train.ensemble > 1`` fits that
-many such networks with consecutive seeds and predicts their mean log-risk.
+Breslow baseline fitted afterwards: on the whole training fold, or with ``train.recalibrate``
+on the networks' inner-validation patients together with a calibration slope.
+``train.ensemble > 1`` fits that many such networks with consecutive seeds and predicts their
+mean log-risk.
 """
 
 from __future__ import annotations
