@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from tests.conftest import one_torch_thread
 from tests.registry import fit_tiny
 from tests.training import tiny_cohort
+from tle_kedro.models.ensemble import Recalibrated
 from tle_kedro.registry.explain import (
     INPUTS,
     attribution_maps,
@@ -145,3 +146,16 @@ def test_the_12_and_24_month_labels_do_not_overlap_when_the_risks_are_equal(
     ]
     assert len(labels) == 2
     assert not labels[0].overlaps(labels[1])
+
+
+def test_a_recalibrated_model_explains_in_its_own_scaled_units(fitted_and_arrays) -> None:  # type: ignore[no-untyped-def]
+    model, arrays = fitted_and_arrays
+    batch = arrays.batch([2])
+    scaled = Recalibrated(model, 0.5).eval()
+    raw = explain(model, batch, "integrated_gradients", n_steps=4)
+    half = explain(scaled, batch, "integrated_gradients", n_steps=4)
+    assert half.risk == pytest.approx(0.5 * raw.risk, abs=1e-6)
+    for name in INPUTS:
+        assert half.contributions[name] == pytest.approx(0.5 * raw.contributions[name], abs=1e-6)
+        assert half.shares[name] == pytest.approx(raw.shares[name], abs=1e-6)
+    np.testing.assert_allclose(half.attributions, 0.5 * raw.attributions, rtol=1e-4, atol=1e-7)
