@@ -31,16 +31,16 @@ from tle_kedro.data.regions import (
     crop_grid_affine,
     region_mask,
 )
+from tle_kedro.features.imaging import TEMPORAL_REGIONS, ImagingFeatureConfig
 from tle_kedro.models.tokenizers import _embedding
 
-TEMPORAL_REGIONS: tuple[str, ...] = ("mesial_temporal", "lateral_temporal")
 # Measure names, in token order, as features.imaging names the same quantities.
 PET_MEASURES: tuple[str, ...] = (
     *(f"pet_ai_{name}" for name in REGION_NAMES),
     "pet_contra_temporal_rel",
 )
 T1_MEASURES: tuple[str, ...] = ("t1_diff_mesial_temporal", "t1_tissue_ai_mesial_temporal")
-T1_TISSUE_THRESHOLD = -1.0  # = features.imaging.ImagingFeatureConfig().t1_tissue_threshold
+T1_TISSUE_THRESHOLD = ImagingFeatureConfig().t1_tissue_threshold  # the features' default
 
 
 def grid_affine_or_default(

@@ -353,7 +353,7 @@ def _report(
     test_df = rows_for(data.clinical, test_ids, "clinical table")
     metrics = _fold_metrics(pred, test_df, len(train_ids), seconds, history)
     if isinstance(model, FittedNeuralModel):
-        metrics["calibration_slope"] = float(getattr(model, "calibration_slope", 1.0))
+        metrics["calibration_slope"] = model.calibration_slope
     logger.info("%s r%d f%d: %s", spec.name, repeat, fold, metrics)
     if on_fold_end is not None:
         on_fold_end(FoldReport(spec.name, repeat, fold, history, metrics, params))
