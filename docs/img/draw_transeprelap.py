@@ -149,6 +149,16 @@ def trace_shapes(model: nn.Module, batch: Any) -> list[ShapeRow]:
                     )
                 )
             )
+        if m in getattr(core, "region_linear", {}):
+            n_measures = len(core.measures[m].names)
+            hooks.append(
+                core.region_linear[m].register_forward_hook(
+                    record(
+                        f"{name} linear measure term",
+                        f"Linear({n_measures} → 1) of the standardised measures, added to the log-risk",
+                    )
+                )
+            )
         if m in core.intra:
             hooks.append(
                 core.intra[m].register_forward_hook(
@@ -355,8 +365,14 @@ def draw(path: Path, default: Any, paper: Any) -> None:
     _box(ax, 0.1, 2.2, 1.5, 0.8, "clinical table\n4 numeric,\n11 categorical", img)
     _box(ax, 2.0, 2.2, 4.0, 0.8, _CLINICAL_TEXT, tok)
     _box(ax, 8.5, 2.9, 2.35, 1.1, _JOINT_TEXT, att)
-    _box(ax, 8.5, 1.2, 2.35, 1.1, _HEAD_TEXT, head)
-    _arrow(ax, 9.675, 2.9, 9.675, 2.3)
+    head_text = _HEAD_TEXT
+    if default.region_linear:
+        head_text = head_text.replace(
+            "log-risk (Cox)", "+ linear term of the\nregion measures\n= log-risk (Cox)"
+        )
+    head_h = 1.3 if default.region_linear else 1.1
+    _box(ax, 8.5, 1.2, 2.35, head_h, head_text, head)
+    _arrow(ax, 9.675, 2.9, 9.675, 1.2 + head_h)
     ax.text(0.1, 0.55, _FOOTNOTE, fontsize=8, color="#333333")
     ax.set_title("TransEpRelap", fontsize=12, loc="left")
     fig.tight_layout()

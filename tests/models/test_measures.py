@@ -91,13 +91,17 @@ def test_tokenizer_standardises_with_training_statistics() -> None:
         tokenizer(data)
     np.testing.assert_allclose(tokenizer.norm.running_mean, data.mean(0), atol=1e-3)
     tokenizer.eval()
-    one = tokenizer(data[:1])
+    one, z = tokenizer(data[:1])
     # in eval a patient's tokens do not depend on who else is in the batch
-    torch.testing.assert_close(one, tokenizer(data[:5])[:1])
+    torch.testing.assert_close(one, tokenizer(data[:5])[0][:1])
     assert one.shape == (1, 3, 8)
+    # the standardised values it returns are (x - running mean) / running SD
+    running = tokenizer.norm
+    expected = (data[:1] - running.running_mean) / torch.sqrt(running.running_var + running.eps)
+    torch.testing.assert_close(z, expected)
 
 
 def test_tokenizer_trains_on_a_batch_of_one_with_running_statistics() -> None:
     tokenizer = MeasureTokenizer(2, 4).train()
-    out = tokenizer(torch.tensor([[0.5, -1.0]]))  # BatchNorm alone would raise here
-    assert out.shape == (1, 2, 4) and torch.isfinite(out).all()
+    out, z = tokenizer(torch.tensor([[0.5, -1.0]]))  # BatchNorm alone would raise here
+    assert out.shape == (1, 2, 4) and torch.isfinite(out).all() and z.shape == (1, 2)

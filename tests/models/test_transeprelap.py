@@ -25,7 +25,8 @@ def tiny_config(**overrides: object) -> ModelConfig:
         "d_model": 8,
         "n_heads": 2,
         "dropout": 0.0,
-        "region_tokens": True,  # the product default: every test below covers them
+        "region_tokens": True,  # the product defaults: every test below covers them
+        "region_linear": True,
     }
     values.update(overrides)
     return ModelConfig.model_validate(values)
@@ -33,7 +34,10 @@ def tiny_config(**overrides: object) -> ModelConfig:
 
 def tiny_model(seed: int = 0, **overrides: object) -> TransEpRelap:
     torch.manual_seed(seed)
-    return TransEpRelap(tiny_config(**overrides), N_NUMERIC, CARDINALITIES)
+    model = TransEpRelap(tiny_config(**overrides), N_NUMERIC, CARDINALITIES)
+    for linear in model.region_linear.values():  # zero at initialisation: make it count
+        torch.nn.init.normal_(linear.weight, std=0.5)
+    return model
 
 
 def risk(model: TransEpRelap, batch: SurvivalBatch, seed: int = 0) -> torch.Tensor:
@@ -175,7 +179,7 @@ def _train_losses(model: TransEpRelap, steps: int) -> list[float]:
 
 
 def test_training_steps_lower_the_loss_and_can_overfit_a_tiny_set() -> None:
-    losses = _train_losses(tiny_model(seed=1, region_tokens=False).train(), 12)
+    losses = _train_losses(tiny_model(seed=1, region_tokens=False, region_linear=False).train(), 12)
     assert losses[1] < losses[0]
     assert losses[-1] < 0.5 * losses[0]
 
@@ -186,3 +190,29 @@ def test_a_tiny_set_can_be_overfit_with_region_tokens() -> None:
     losses = _train_losses(tiny_model(seed=1).train(), 30)
     assert losses[-1] < 0.5 * losses[0]
     assert losses[-1] < min(losses[:5])
+
+
+def test_region_linear_adds_a_linear_term_of_the_standardised_measures() -> None:
+    model = tiny_model().eval()
+    batch = make_batch(5, GRID, modality_mask=np.array([[True, True]] * 4 + [[True, False]]))
+    without = tiny_model(region_linear=False).eval()
+    without.load_state_dict(model.state_dict(), strict=False)
+    expected = risk(without, batch)
+    for m, channel in (("t1", 0), ("pet", 1)):
+        values = model.measures[m](batch.images[:, channel : channel + 1])
+        z = model.measure_tokenizers[m].standardise(values)
+        term = (z @ model.region_linear[m].weight.T).squeeze(-1).detach()
+        if m == "pet":
+            term[4] = 0.0  # patient 4 has no PET: no PET term
+        expected = expected + term
+    torch.testing.assert_close(risk(model, batch), expected, rtol=1e-5, atol=1e-5)
+    # zero at initialisation: the model starts as the attention path alone
+    torch.manual_seed(3)
+    fresh = TransEpRelap(tiny_config(), N_NUMERIC, CARDINALITIES)
+    assert all(int(torch.count_nonzero(w.weight)) == 0 for w in fresh.region_linear.values())
+
+
+def test_region_linear_needs_region_tokens() -> None:
+    with pytest.raises(ValueError, match="region_linear needs region_tokens"):
+        tiny_config(region_tokens=False)
+    assert not tiny_model(region_tokens=False, region_linear=False).region_linear

@@ -320,3 +320,39 @@ def test_without_held_out_patients_or_events_the_baseline_is_fitted_in_sample(
     risk = few.log_risk(full)
     expected = breslow_baseline(risk, full.time.numpy(), full.event.numpy())
     np.testing.assert_allclose(few.baseline.cumulative_hazard, expected.cumulative_hazard)
+
+
+def test_snapshots_keep_the_best_epochs_by_inner_validation_c_and_average_them() -> None:
+    cfg = _cfg(epochs=8, early_stopping_patience=None, inner_val_fraction=0.4, lr=0.2)
+    model = _fit(cfg.model_copy(update={"snapshots": 3}))
+    assert isinstance(model.model, MeanEnsemble) and len(model.model) == 3
+    event = COHORT.clinical["recurrence"].to_numpy().astype(bool)
+    _, val_ids = inner_split(IDS, event, cfg.inner_val_fraction, cfg.seed)
+    val = _arrays(model, val_ids)
+    setup = resolve_device("cpu")
+    time, ev = val.time.numpy(), val.event.numpy()
+    # each kept state scores one of the three best (val C, -val loss) of the history
+    score = [(h["val_c"], -h["val_loss"]) for h in model.history]
+    top3 = sorted(score, reverse=True)[:3]
+    kept = []
+    for member in model.model.members:
+        r = predict_log_risk(member, val, setup)
+        loss = float(cox_partial_likelihood(torch.as_tensor(r), val.event, val.time.double()))
+        kept.append((harrell_c_index(r, time, ev), -loss))
+    for (c, neg_loss), (c_ref, neg_ref) in zip(kept, top3, strict=True):
+        assert c == pytest.approx(c_ref) and neg_loss == pytest.approx(neg_ref, rel=1e-4)
+    assert model.best_epoch == score.index(top3[0])
+    # the network predicts their mean log-risk, and snapshots=1 is the single best state
+    arrays = _arrays(model, IDS)
+    per_state = [predict_log_risk(m, arrays, setup) for m in model.model.members]
+    np.testing.assert_allclose(model.log_risk(arrays), np.mean(per_state, 0), atol=1e-6)
+    single = _fit(cfg)
+    assert not isinstance(single.model, MeanEnsemble)
+    np.testing.assert_allclose(single.log_risk(arrays), per_state[0], atol=1e-6)
+
+
+def test_snapshots_need_an_inner_split_and_are_validated() -> None:
+    model = _fit(_cfg(inner_val_fraction=0.0, snapshots=3))  # nothing to rank epochs by
+    assert not isinstance(model.model, MeanEnsemble)
+    with pytest.raises(ValueError, match="snapshots"):
+        _cfg(snapshots=0)

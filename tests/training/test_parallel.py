@@ -133,3 +133,27 @@ def test_a_task_cannot_read_what_was_not_shared() -> None:
     assert parallel.shared("a") == 1
     with pytest.raises(RuntimeError, match="not shared"):
         parallel.shared("b")
+
+
+def _many_tensors(n: int) -> list:
+    import torch
+
+    return [torch.full((3,), float(i)) for i in range(n)]
+
+
+def _fails() -> None:
+    raise KeyError("task error")
+
+
+def test_worker_results_with_thousands_of_tensors_arrive_whole() -> None:
+    # the pool's own pickler sent one file descriptor per tensor and broke on ensembles of
+    # snapshot networks ("received 0 items of ancdata"); results now travel as plain pickles
+    pool = parallel.make_executor(2, {})
+    try:
+        assert isinstance(pool, parallel.BytesProcessPool)
+        out = pool.submit(_many_tensors, 25_000).result(timeout=120)  # > ulimit -n here
+        assert len(out) == 25_000 and float(out[4321][0]) == 4321.0
+        with pytest.raises(KeyError, match="task error"):
+            pool.submit(_fails).result(timeout=120)
+    finally:
+        pool.shutdown(wait=True)

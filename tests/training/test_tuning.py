@@ -211,20 +211,25 @@ def test_a_trial_is_scored_by_its_last_epochs_or_its_best_one() -> None:
 def test_each_trial_is_one_network_even_when_the_fits_are_ensembles(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: list[int] = []
+    seen: list[tuple[int, int, bool]] = []
     real = tuning.fit_neural_model
 
     def spy(kind: str, mc: Any, tc: TrainConfig, *args: Any, **kw: Any) -> Any:
-        seen.append(tc.ensemble)
+        seen.append((tc.ensemble, tc.snapshots, tc.recalibrate))
         return real(kind, mc, tc, *args, **kw)
 
     monkeypatch.setattr(tuning, "fit_neural_model", spy)
     config = TuningConfig(
         storage=f"sqlite:///{tmp_path}/optuna.db", search_space=SPACE, n_trials=2, epochs=2
     )
-    train = TrainConfig(epochs=3, warmup_epochs=0, device="cpu", progress=False, ensemble=3)
+    train = TrainConfig(
+        epochs=3, warmup_epochs=0, device="cpu", progress=False, ensemble=3, snapshots=2,
+        recalibrate=True,
+    )  # fmt: skip
     result = tune_hyperparameters(
         "tiny", None, train, IDS, COHORT.images, COHORT.clinical, ClinicalTokenizer(), config, "s"
     )
-    assert seen == [1, 1]
-    assert result.train_config.ensemble == 3  # the fits after the study stay ensembles
+    assert seen == [(1, 1, False), (1, 1, False)]
+    # the fits after the study stay recalibrated ensembles of snapshots
+    tc = result.train_config
+    assert (tc.ensemble, tc.snapshots, tc.recalibrate) == (3, 2, True)

@@ -49,6 +49,9 @@ class ModelConfig(BaseModel):
         region_tokens: TransEpRelap only: each image modality also gives one token per
             regional measure (PET asymmetry indices, contralateral temporal uptake, T1
             mesial-temporal asymmetry; ``models.measures``), computed from its images.
+        region_linear: TransEpRelap only, needs ``region_tokens``: also add a linear term
+            of the standardised regional measures to the log-risk (a "wide & deep" skip
+            past the attention; zero at initialisation).
         grid_affine: (4, 4) voxel → MNI mm of the image grid, set from the image tensors
             (places the region masks); None = the default crop box on ``grid_shape``.
     """
@@ -77,6 +80,7 @@ class ModelConfig(BaseModel):
     ipsilateral_view: bool = True
     asymmetry_channel: bool = True
     region_tokens: bool = False
+    region_linear: bool = False
     grid_affine: tuple[tuple[float, float, float, float], ...] | None = None
 
     @model_validator(mode="after")
@@ -89,6 +93,8 @@ class ModelConfig(BaseModel):
             raise ValueError(f"grid_affine must have 4 rows of 4, got {len(self.grid_affine)} rows")
         if any(n < 1 for n in self.grid_shape):
             raise ValueError(f"grid_shape {self.grid_shape} must be positive")
+        if self.region_linear and not self.region_tokens:
+            raise ValueError("region_linear needs region_tokens: true (it reuses its measures)")
         if not (self.use_t1 or self.use_pet or self.use_clinical):
             raise ValueError("use_t1, use_pet and use_clinical are all False: nothing to model")
         return self

@@ -151,12 +151,15 @@ class MeasureTokenizer(nn.Module):
         self.variable = _embedding(n_measures, d_model)
         self.modality = _embedding(d_model)
 
-    def forward(self, measures: Tensor) -> Tensor:
-        """measures: (B, F) → tokens (B, F, d_model)."""
+    def standardise(self, measures: Tensor) -> Tensor:
+        """measures: (B, F) → (B, F) standardised by the BatchNorm (training-fold statistics)."""
         if self.training and measures.shape[0] < 2:  # BatchNorm needs 2 rows to train
-            z = nn.functional.batch_norm(
+            return nn.functional.batch_norm(
                 measures, self.norm.running_mean, self.norm.running_var, training=False
             )
-        else:
-            z = self.norm(measures)
-        return z.unsqueeze(-1) * self.value_vectors + self.variable + self.modality
+        return self.norm(measures)
+
+    def forward(self, measures: Tensor) -> tuple[Tensor, Tensor]:
+        """measures: (B, F) → (tokens (B, F, d_model), standardised measures (B, F))."""
+        z = self.standardise(measures)
+        return z.unsqueeze(-1) * self.value_vectors + self.variable + self.modality, z

@@ -3,7 +3,9 @@
 Each image modality goes through its own 3D ResNet-18 into a grid of tokens (modality and
 3D position embeddings added); clinical variables become one token each. Self-attention runs
 first inside each modality, then jointly over all tokens plus a learned summary token whose
-output feeds the Cox risk head (LayerNorm → Linear → scalar log-risk).
+output feeds the Cox risk head (LayerNorm → Linear → scalar log-risk). With
+``region_linear`` a linear term of the standardised regional measures is added to that
+log-risk (wide & deep).
 
 Missing data is removed from attention, never zero-filled into it: a missing, switched-off
 or dropped image modality and a missing clinical value are key-padding-masked. The summary
@@ -85,6 +87,7 @@ class TransEpRelap(nn.Module):
         self.intra = nn.ModuleDict()
         self.measures = nn.ModuleDict()
         self.measure_tokenizers = nn.ModuleDict()
+        self.region_linear = nn.ModuleDict()
         if self.modalities:
             self.encoders = ModalityEncoders(self.modalities, **config.encoder_kwargs())
             grid = self.encoders.token_grid(config.grid_shape)
@@ -94,6 +97,10 @@ class TransEpRelap(nn.Module):
                 if config.region_tokens:
                     self.measures[m] = RegionMeasures(m, config.grid_shape, affine)
                     self.measure_tokenizers[m] = MeasureTokenizer(len(measure_names(m)), d)
+                if config.region_tokens and config.region_linear:
+                    linear = nn.Linear(len(measure_names(m)), 1, bias=False)
+                    nn.init.zeros_(linear.weight)  # starts as the attention path alone
+                    self.region_linear[m] = linear
         self.clinical: ClinicalTokenizer | None = None
         if config.use_clinical and n_numeric + len(cardinalities) > 0:
             self.clinical = ClinicalTokenizer(n_numeric, cardinalities, d)
@@ -113,23 +120,34 @@ class TransEpRelap(nn.Module):
             present = drop_modalities(present, self.config.modality_dropout, self.modalities)
         return present
 
-    def _image_groups(self, batch: SurvivalBatch, present: Tensor) -> list[tuple[Tensor, Tensor]]:
+    def _image_groups(
+        self, batch: SurvivalBatch, present: Tensor
+    ) -> tuple[list[tuple[Tensor, Tensor]], Tensor | None]:
+        """Each image modality's (tokens, padding), and the (B,) linear term of its regional
+        measures summed over modalities (None without ``region_linear``)."""
         if self.encoders is None:
-            return []
+            return [], None
         features = self.encoders(batch.images, present)  # {m: (B, N, C)}
         groups = []
+        linear: Tensor | None = None
         for m in self.modalities:
             tokens = self.image_tokenizers[m](features[m])  # (B, N, d)
             if m in getattr(self, "measures", {}):  # models pickled before: none
-                tokens = torch.cat([tokens, self._measure_tokens(m, batch.images, present)], 1)
+                measure_tokens, term = self._measure_tokens(m, batch.images, present)
+                tokens = torch.cat([tokens, measure_tokens], 1)
+                if term is not None:
+                    linear = term if linear is None else linear + term
             padding = ~present[:, MODALITIES.index(m)].unsqueeze(1).expand(-1, tokens.shape[1])
             if m in self.intra:
                 tokens = attend_present_rows(self.intra[m], tokens, padding)
             groups.append((tokens, padding))
-        return groups
+        return groups, linear
 
-    def _measure_tokens(self, m: str, images: Tensor, present: Tensor) -> Tensor:
-        """(B, F, d) region-measure tokens of modality ``m``; zeros where it is absent.
+    def _measure_tokens(
+        self, m: str, images: Tensor, present: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
+        """(B, F, d) region-measure tokens of modality ``m`` and, with ``region_linear``, the
+        (B,) linear term of its standardised measures; both zero where it is absent.
 
         Computed on the present rows only (as the encoders are), so an absent modality's
         channel content reaches neither the measures nor the BatchNorm statistics.
@@ -138,10 +156,15 @@ class TransEpRelap(nn.Module):
         idx = present[:, channel].nonzero().squeeze(1)
         n_measures = len(measure_names(m))
         out = images.new_zeros(images.shape[0], n_measures, self.config.d_model)
+        linear = getattr(self, "region_linear", {})  # models pickled before: none
+        term = images.new_zeros(images.shape[0]) if m in linear else None
         if idx.numel() > 0:
             values = self.measures[m](images[idx, channel : channel + 1])  # (B_present, F)
-            out = out.index_copy(0, idx, self.measure_tokenizers[m](values).to(out.dtype))
-        return out
+            tokens, z = self.measure_tokenizers[m](values)  # (B_present, F, d), (B_present, F)
+            out = out.index_copy(0, idx, tokens.to(out.dtype))
+            if term is not None:
+                term = term.index_copy(0, idx, linear[m](z).squeeze(-1).to(term.dtype))
+        return out, term
 
     def _clinical_group(self, batch: SurvivalBatch) -> list[tuple[Tensor, Tensor]]:
         if self.clinical is None:
@@ -166,11 +189,13 @@ class TransEpRelap(nn.Module):
             )
         b = batch.batch_size
         present = self.present_modalities(batch)
-        groups = self._image_groups(batch, present) + self._clinical_group(batch)
+        image_groups, linear = self._image_groups(batch, present)
+        groups = image_groups + self._clinical_group(batch)
         summary = self.summary.expand(b, -1, -1)  # (B, 1, d)
         no_pad = torch.zeros(b, 1, dtype=torch.bool, device=summary.device)
         tokens = torch.cat([summary] + [t for t, _ in groups], dim=1)  # (B, 1 + N_all, d)
         padding = torch.cat([no_pad] + [p for _, p in groups], dim=1)  # (B, 1 + N_all)
         tokens = tokens.masked_fill(padding.unsqueeze(-1), 0.0)
         tokens = self.inter(tokens, src_key_padding_mask=padding)
-        return self.head(tokens[:, 0]).squeeze(-1)
+        risk = self.head(tokens[:, 0]).squeeze(-1)
+        return risk if linear is None else risk + linear.to(risk.dtype)

@@ -433,9 +433,21 @@ def _fit_member(
     setup = resolve_device(cfg.device, cfg.amp)
     steps = cfg.epochs * len(sampler)
     model, loop = _build(kind, model_config, tok, setup, cfg, steps, generator)
-    history, best_epoch = _run_epochs(loop, train, val, sampler, on_epoch_end, desc)
+    history, best_epoch, states = _run_epochs(loop, train, val, sampler, on_epoch_end, desc)
     model.to("cpu").eval()
+    if len(states) > 1:
+        model = snapshot_ensemble(model, states)
     return model, tok, history, best_epoch, val
+
+
+def snapshot_ensemble(model: torch.nn.Module, states: Sequence[dict[str, Any]]) -> MeanEnsemble:
+    """A ``MeanEnsemble`` of copies of ``model`` (on CPU) holding each of ``states``."""
+    copies = []
+    for state in states:
+        member = copy.deepcopy(model)
+        member.load_state_dict(state)
+        copies.append(member.to("cpu").eval())
+    return MeanEnsemble(copies).eval()
 
 
 def mean_history(histories: Sequence[Sequence[dict[str, float]]]) -> list[dict[str, float]]:
@@ -464,12 +476,17 @@ def _run_epochs(
     sampler: EventBatchSampler,
     on_epoch_end: EpochCallback | None,
     desc: str | None,
-) -> tuple[list[dict[str, float]], int]:
-    """Train, validate, keep the best state by val C (ties: lower val loss); restore it."""
+) -> tuple[list[dict[str, float]], int, list[dict[str, Any]]]:
+    """Train, validate, keep the best states by val C (ties: lower val loss); restore the best.
+
+    Returns the history, the best epoch and the state dicts of the best
+    ``config.snapshots`` epochs, best first (empty without an inner split).
+    """
     cfg = loop.config
     history: list[dict[str, float]] = []
-    best: tuple[float, float] = (-math.inf, math.inf)
-    best_state, best_epoch, stale = None, cfg.epochs - 1, 0
+    best: tuple[float, float] = (-math.inf, -math.inf)  # (val C, -val loss)
+    kept: list[tuple[tuple[float, float], int, dict[str, Any]]] = []  # (score, epoch, state)
+    best_epoch, stale = cfg.epochs - 1, 0
     bar = tqdm(range(cfg.epochs), desc=desc or "fit", leave=False, disable=not cfg.progress)
     for epoch in bar:
         start = _time.perf_counter()
@@ -491,9 +508,13 @@ def _run_epochs(
             shown["val_c"] = f"{val_c:.3f}"
         bar.set_postfix(shown)
         if val is not None and not math.isnan(val_c):
-            if (val_c, -val_loss) > (best[0], -best[1]):
-                best, best_epoch, stale = (val_c, val_loss), epoch, 0
-                best_state = copy.deepcopy(loop.evaluated.state_dict())
+            score = (val_c, -val_loss)
+            if len(kept) < cfg.snapshots or score > kept[-1][0]:
+                kept.append((score, epoch, copy.deepcopy(loop.evaluated.state_dict())))
+                kept.sort(key=lambda k: k[0], reverse=True)  # stable: earlier epoch wins ties
+                del kept[cfg.snapshots :]
+            if score > best:
+                best, best_epoch, stale = score, epoch, 0
             else:
                 stale += 1
         if on_epoch_end is not None and on_epoch_end(epoch, val_c):
@@ -503,10 +524,10 @@ def _run_epochs(
             logger.info("%s: early stop at epoch %d (best %d)", desc, epoch, best_epoch)
             break
     bar.close()
-    if best_state is not None:
-        loop.model.load_state_dict(best_state)
+    if kept:
+        loop.model.load_state_dict(kept[0][2])
     else:
         best_epoch = len(history) - 1
         if loop.ema is not None:
             loop.model.load_state_dict(loop.ema.module.state_dict())
-    return history, best_epoch
+    return history, best_epoch, [state for _, _, state in kept]

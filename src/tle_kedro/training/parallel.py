@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import pickle
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any, Literal, TypeVar
@@ -75,6 +76,33 @@ def shared(name: str) -> Any:
         raise RuntimeError(f"{name!r} was not shared with this worker (make_executor)") from None
 
 
+def _call_to_bytes(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> bytes:
+    return pickle.dumps(fn(*args, **kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class BytesProcessPool(ProcessPoolExecutor):
+    """A process pool whose results come back as plain pickles.
+
+    Why: the pool's own pickler sends torch tensors as shared-memory file descriptors, one
+    per tensor; a fitted ensemble of snapshot networks holds thousands, and the transfer
+    failed with "received 0 items of ancdata" (a broken pool). A plain pickle copies the
+    weights into the message instead (a few MB per fit).
+    """
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        inner = super().submit(_call_to_bytes, fn, args, kwargs)
+        outer: Future[T] = Future()
+
+        def relay(done: Future[bytes]) -> None:
+            try:
+                outer.set_result(pickle.loads(done.result()))
+            except BaseException as exc:  # the task's own error, or a broken pool
+                outer.set_exception(exc)
+
+        inner.add_done_callback(relay)
+        return outer
+
+
 def make_executor(workers: int, shared_objects: dict[str, Any]) -> Executor:
     """An executor whose tasks can read ``shared(name)``.
 
@@ -86,7 +114,7 @@ def make_executor(workers: int, shared_objects: dict[str, Any]) -> Executor:
         _SHARED.update(shared_objects)
         return InlineExecutor()
     logger.info("running the cross-validation in %d worker processes", workers)
-    return ProcessPoolExecutor(
+    return BytesProcessPool(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_worker,

@@ -277,9 +277,17 @@ def tune_hyperparameters(
     """
     # Trials are scored on an inner validation split even when the final fits use the whole
     # training fold (train.inner_val_fraction = 0), and each trial is one network even when
-    # the final fits are ensembles (train.ensemble > 1): the study compares hyperparameters.
+    # the final fits are ensembles (train.ensemble > 1) of snapshots (train.snapshots > 1):
+    # the study compares hyperparameters by the history, which neither needs, nor a
+    # recalibration.
     base_train = train_config.model_copy(
-        update={"progress": False, "inner_val_fraction": config.inner_val_fraction, "ensemble": 1}
+        update={
+            "progress": False,
+            "inner_val_fraction": config.inner_val_fraction,
+            "ensemble": 1,
+            "snapshots": 1,
+            "recalibrate": False,
+        }
     )
     if config.epochs is not None:
         warm = min(base_train.warmup_epochs, max(0, config.epochs - 1))
