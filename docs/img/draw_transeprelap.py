@@ -141,24 +141,24 @@ def trace_shapes(model: nn.Module, batch: Any) -> list[ShapeRow]:
         )
         if m in getattr(core, "measure_tokenizers", {}):
             n_measures = len(core.measures[m].names)
-            hooks.append(
-                core.measure_tokenizers[m].register_forward_hook(
-                    record(
-                        f"{name} region-measure tokens",
-                        f"{n_measures} regional measures → BatchNorm → value × w + variable emb.",
-                    )
+            region = [
+                (
+                    core.measure_tokenizers[m],
+                    f"{name} region-measure tokens",
+                    f"{n_measures} regional measures → BatchNorm → value × w + variable emb.",
                 )
-            )
-        if m in getattr(core, "region_linear", {}):
-            n_measures = len(core.measures[m].names)
-            hooks.append(
-                core.region_linear[m].register_forward_hook(
-                    record(
+            ]
+            if m in getattr(core, "region_linear", {}):
+                region.append(
+                    (
+                        core.region_linear[m],
                         f"{name} linear measure term",
-                        f"Linear({n_measures} → 1) of the standardised measures, added to the log-risk",
+                        f"Linear({n_measures} → 1) of the standardised measures, "
+                        "added to the log-risk",
                     )
                 )
-            )
+            for module, stage, what in region:
+                hooks.append(module.register_forward_hook(record(stage, what)))
         if m in core.intra:
             hooks.append(
                 core.intra[m].register_forward_hook(

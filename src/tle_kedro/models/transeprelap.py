@@ -95,12 +95,13 @@ class TransEpRelap(nn.Module):
             for m in self.modalities:
                 self.image_tokenizers[m] = ImageTokenizer(self.encoders.out_channels, d, grid)
                 if config.region_tokens:
+                    n_measures = len(measure_names(m))
                     self.measures[m] = RegionMeasures(m, config.grid_shape, affine)
-                    self.measure_tokenizers[m] = MeasureTokenizer(len(measure_names(m)), d)
-                if config.region_tokens and config.region_linear:
-                    linear = nn.Linear(len(measure_names(m)), 1, bias=False)
-                    nn.init.zeros_(linear.weight)  # starts as the attention path alone
-                    self.region_linear[m] = linear
+                    self.measure_tokenizers[m] = MeasureTokenizer(n_measures, d)
+                    if config.region_linear:
+                        linear = nn.Linear(n_measures, 1, bias=False)
+                        nn.init.zeros_(linear.weight)  # starts as the attention path alone
+                        self.region_linear[m] = linear
         self.clinical: ClinicalTokenizer | None = None
         if config.use_clinical and n_numeric + len(cardinalities) > 0:
             self.clinical = ClinicalTokenizer(n_numeric, cardinalities, d)

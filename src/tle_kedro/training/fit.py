@@ -484,9 +484,9 @@ def _run_epochs(
     """
     cfg = loop.config
     history: list[dict[str, float]] = []
-    best: tuple[float, float] = (-math.inf, -math.inf)  # (val C, -val loss)
-    kept: list[tuple[tuple[float, float], int, dict[str, Any]]] = []  # (score, epoch, state)
-    best_epoch, stale = cfg.epochs - 1, 0
+    # (score, epoch, state), best first; score = (val C, -val loss); kept[0] is the best epoch
+    kept: list[tuple[tuple[float, float], int, dict[str, Any]]] = []
+    stale = 0
     bar = tqdm(range(cfg.epochs), desc=desc or "fit", leave=False, disable=not cfg.progress)
     for epoch in bar:
         start = _time.perf_counter()
@@ -509,25 +509,21 @@ def _run_epochs(
         bar.set_postfix(shown)
         if val is not None and not math.isnan(val_c):
             score = (val_c, -val_loss)
+            stale = 0 if not kept or score > kept[0][0] else stale + 1
             if len(kept) < cfg.snapshots or score > kept[-1][0]:
                 kept.append((score, epoch, copy.deepcopy(loop.evaluated.state_dict())))
                 kept.sort(key=lambda k: k[0], reverse=True)  # stable: earlier epoch wins ties
                 del kept[cfg.snapshots :]
-            if score > best:
-                best, best_epoch, stale = score, epoch, 0
-            else:
-                stale += 1
         if on_epoch_end is not None and on_epoch_end(epoch, val_c):
             logger.info("%s: stopped by callback at epoch %d", desc, epoch)
             break
         if cfg.early_stopping_patience is not None and stale >= cfg.early_stopping_patience:
-            logger.info("%s: early stop at epoch %d (best %d)", desc, epoch, best_epoch)
+            logger.info("%s: early stop at epoch %d (best %d)", desc, epoch, kept[0][1])
             break
     bar.close()
     if kept:
         loop.model.load_state_dict(kept[0][2])
-    else:
-        best_epoch = len(history) - 1
-        if loop.ema is not None:
-            loop.model.load_state_dict(loop.ema.module.state_dict())
-    return history, best_epoch, [state for _, _, state in kept]
+        return history, kept[0][1], [state for _, _, state in kept]
+    if loop.ema is not None:
+        loop.model.load_state_dict(loop.ema.module.state_dict())
+    return history, len(history) - 1, []
