@@ -55,3 +55,11 @@ def synthetic_tensors(
     if affine is None:
         affine = crop_grid_affine(DEFAULT_CROP_BOX_MNI, shape)
     return ImageTensors(volumes=volumes, index=index, affine=affine)
+
+
+def touching(region: str, side: str, affine: np.ndarray, shape: tuple[int, int, int] = GRID):
+    """(D, H, W) bool: grid voxels that the atlas region ``region`` on ``side`` touches."""
+    from tle_kedro.data.atlas import DEFAULT_ATLAS, region_masks
+
+    masks = region_masks(DEFAULT_ATLAS, affine, shape)
+    return masks.masks[masks.names.index(region), ("L", "R").index(side)] > 0

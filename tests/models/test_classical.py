@@ -12,7 +12,7 @@ from tle_kedro.evaluation.metrics import harrell_c
 from tle_kedro.models.classical import (
     combine,
     fit_cox_clinical,
-    fit_cox_clinical_imaging,
+    fit_cox_region_measures,
     fit_rsf,
     step_survival_at,
 )
@@ -62,9 +62,9 @@ def test_rsf_is_seeded_and_picklable() -> None:
 def test_clinical_imaging_model_uses_both_blocks_and_rejects_shared_columns() -> None:
     x, time, event = _table(80, seed=5)
     clin, img = x[["x1", "x2"]], x[["x0", "x3"]].rename(columns=lambda c: f"img_{c}")
-    model = fit_cox_clinical_imaging(clin, img, time, event)
+    model = fit_cox_region_measures(clin, img, time, event)
     assert model.feature_names == ["x1", "x2", "img_x0", "img_x3"]
-    assert model.name == "cox_clinical_imaging"
+    assert model.name == "cox_region_measures"
     assert model.predict(combine(clin, img)).risk.shape == (80,)
     with pytest.raises(ValueError, match="share columns"):
         combine(clin, clin)

@@ -199,8 +199,8 @@ def test_region_linear_adds_a_linear_term_of_the_standardised_measures() -> None
     without.load_state_dict(model.state_dict(), strict=False)
     expected = risk(without, batch)
     for m, channel in (("t1", 0), ("pet", 1)):
-        values = model.measures[m](batch.images[:, channel : channel + 1])
-        z = model.measure_tokenizers[m].standardise(values)
+        values = model.measures[m].measures(batch.images[:, channel : channel + 1])
+        z = model.measures[m].standardise(values)
         term = (z @ model.region_linear[m].weight.T).squeeze(-1).detach()
         if m == "pet":
             term[4] = 0.0  # patient 4 has no PET: no PET term

@@ -79,8 +79,8 @@ def _data(folds: pd.DataFrame) -> CVData:
 
 SPECS = [
     ModelSpec("cox_clinical", "cox_clinical"),
-    ModelSpec("cox_clinical_imaging", "cox_clinical_imaging"),
-    ModelSpec("rsf_clinical_imaging", "rsf_clinical_imaging"),
+    ModelSpec("cox_region_measures", "cox_region_measures"),
+    ModelSpec("rsf_region_measures", "rsf_region_measures"),
     ModelSpec("tiny", "neural", kind="tiny", train_config=TRAIN),
 ]
 
@@ -160,7 +160,7 @@ def test_folds_that_do_not_cover_the_table_are_rejected() -> None:
 
 def test_a_model_missing_its_inputs_is_named() -> None:
     data = CVData(COHORT.clinical, _folds(1), recipe=make_clinical_recipe())
-    with pytest.raises(ValueError, match="'cox_clinical_imaging'.*imaging_features"):
+    with pytest.raises(ValueError, match="'cox_region_measures'.*imaging_features"):
         run_cross_validation(SPECS[:2], data, CLASSICAL)
 
 

@@ -37,7 +37,7 @@ def _data() -> CVData:
 
 
 SPECS = [
-    ModelSpec("cox_clinical_imaging", "cox_clinical_imaging"),
+    ModelSpec("cox_region_measures", "cox_region_measures"),
     ModelSpec("transeprelap", "neural", "transeprelap", MODEL, TRAIN, tune_with="transeprelap"),
     ModelSpec(
         "transeprelap_no_pet",

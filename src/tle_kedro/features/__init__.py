@@ -1,4 +1,4 @@
-"""Features for the models: clinical design matrix and tokens, imaging asymmetry, CV folds."""
+"""Features for the models: clinical design matrix and tokens, atlas-region measures, CV folds."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ from tle_kedro.features.clinical import (
     make_clinical_recipe,
 )
 from tle_kedro.features.folds import CVConfig, make_cv_folds
-from tle_kedro.features.imaging import ImagingFeatureConfig, asymmetry_index, imaging_features
+from tle_kedro.features.imaging import asymmetry_index, imaging_features
 
 __all__ = [
     "CVConfig",
     "ClinicalFeatureConfig",
     "ClinicalTokenizer",
     "ClinicalTokens",
-    "ImagingFeatureConfig",
     "asymmetry_index",
     "fit_transform_fold",
     "imaging_features",

@@ -1,22 +1,11 @@
-"""Hand-crafted imaging features for the classical baselines, relative to the operative side.
+"""Regional imaging measures for the classical baselines, relative to the operative side.
 
-Every feature compares the ipsilateral (operated) hemisphere with the contralateral one,
-using the MNI-mm regions of :mod:`tle_kedro.data.regions` rasterised on the tensors' grid
-through its affine (so left/right follows the world x axis, whatever the voxel order):
+One row per patient with the measures of :mod:`tle_kedro.models.measures` over the atlas
+regions of :mod:`tle_kedro.data.atlas` (``pet_ai_<region>``, ``pet_rel_contra_<region>``,
+``t1_diff_<region>``, ``t1_tissue_ai_<region>``): the same module TransEpRelap runs on its
+batches, so a classical model and the Transformer measure exactly the same thing.
 
-- ``pet_ai_<region>``: PET asymmetry index AI = (ipsi − contra) / ((ipsi + contra) / 2) of the
-  mean uptake in ``mesial_temporal``, ``lateral_temporal`` and ``extratemporal``; negative =
-  ipsilateral hypometabolism (−0.22 for a 20 % ipsilateral reduction);
-- ``pet_contra_temporal_rel``: mean PET of the contralateral temporal lobe (mesial ∪ lateral)
-  over the mean PET of the whole crop (voxels > 0): low values flag bilateral hypometabolism
-  that an asymmetry index cannot see;
-- ``t1_diff_mesial_temporal``: mean T1 of the ipsilateral minus the contralateral mesial
-  temporal region. T1 is z-scored within the brain, so a difference of means is scale-free and,
-  unlike a ratio, stable near zero; atrophy (CSF replacing tissue) makes it negative;
-- ``t1_tissue_ai_mesial_temporal``: asymmetry index of the fraction of mesial-temporal voxels
-  with T1 z-score above ``t1_tissue_threshold`` (a volume proxy for hippocampal atrophy).
-
-Features of a missing modality are NaN.
+Features of a missing modality are NaN (imputed inside the training folds).
 """
 
 from __future__ import annotations
@@ -25,23 +14,16 @@ import logging
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+import torch
 
+from tle_kedro.data.atlas import DEFAULT_ATLAS, AtlasConfig
 from tle_kedro.data.image_tensors import ImageTensors
-from tle_kedro.data.regions import REGION_NAMES, region_mask
+from tle_kedro.models.measures import RegionMeasures
 
 logger = logging.getLogger(__name__)
 
 T1, PET = 0, 1  # channels of ImageTensors.volumes
-TEMPORAL_REGIONS: tuple[str, ...] = ("mesial_temporal", "lateral_temporal")
-
-
-class ImagingFeatureConfig(BaseModel):
-    """Options of the hand-crafted imaging features (``params:imaging_features``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    t1_tissue_threshold: float = -1.0  # z-score above which a T1 voxel counts as tissue
+_CHUNK = 64  # patients per measure call (bounded memory on large cohorts)
 
 
 def asymmetry_index(ipsi: np.ndarray, contra: np.ndarray) -> np.ndarray:
@@ -54,31 +36,6 @@ def asymmetry_index(ipsi: np.ndarray, contra: np.ndarray) -> np.ndarray:
     mean = (ipsi + contra) / 2.0
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(mean != 0, (ipsi - contra) / mean, np.nan)
-
-
-def _side_masks(affine: np.ndarray, shape: tuple[int, int, int], name: str) -> np.ndarray:
-    """(V, 2) float32 masks of region ``name``: column 0 = left, 1 = right hemisphere."""
-    columns = []
-    for side in ("L", "R"):
-        mask = region_mask(name, side, affine, shape)
-        if not mask.any():
-            raise ValueError(
-                f"region {name!r} ({side}) has no voxel on the image grid {shape}; "
-                "the crop box must cover the temporal lobes (preprocessing.crop_box_mni)"
-            )
-        columns.append(mask.reshape(-1))
-    return np.stack(columns, axis=1).astype(np.float32)
-
-
-def _ipsi_contra(per_side: np.ndarray, left_operated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Split (N, 2[L, R]) per-side values into ipsi and contra (N,) by operative side."""
-    left, right = per_side[:, 0], per_side[:, 1]
-    return np.where(left_operated, left, right), np.where(left_operated, right, left)
-
-
-def _side_means(x: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """(N, 2) mean of (N, V) volumes ``x`` inside each of the (V, 2) masks (one matmul)."""
-    return (x @ masks) / masks.sum(axis=0)
 
 
 def _operative_side(tensors: ImageTensors, table: pd.DataFrame) -> np.ndarray:
@@ -100,69 +57,42 @@ def _operative_side(tensors: ImageTensors, table: pd.DataFrame) -> np.ndarray:
     return np.array([s if isinstance(s, str) else "" for s in sides])
 
 
-def _pet_features(
-    pet: np.ndarray, masks: dict[str, np.ndarray], left: np.ndarray
-) -> dict[str, np.ndarray]:
-    """PET features of (N, V) volumes; ``masks`` maps region name → (V, 2) side masks."""
-    features = {}
-    for name in REGION_NAMES:
-        ipsi, contra = _ipsi_contra(_side_means(pet, masks[name]), left)
-        features[f"pet_ai_{name}"] = asymmetry_index(ipsi, contra)
-    temporal = np.maximum(*(masks[name] for name in TEMPORAL_REGIONS))  # union, (V, 2)
-    _, contra_temporal = _ipsi_contra(_side_means(pet, temporal), left)
-    positive = pet > 0
-    crop_mean = np.where(positive, pet, 0.0).sum(axis=1) / np.maximum(positive.sum(axis=1), 1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        features["pet_contra_temporal_rel"] = np.where(
-            crop_mean > 0, contra_temporal / crop_mean, np.nan
-        )
-    return features
-
-
-def _t1_features(
-    t1: np.ndarray, masks: np.ndarray, left: np.ndarray, threshold: float
-) -> dict[str, np.ndarray]:
-    """T1 features of (N, V) volumes in the (V, 2) mesial-temporal side masks."""
-    mean_ipsi, mean_contra = _ipsi_contra(_side_means(t1, masks), left)
-    tissue = (t1 > threshold).astype(np.float32)
-    tissue_ipsi, tissue_contra = _ipsi_contra(_side_means(tissue, masks), left)
-    return {
-        "t1_diff_mesial_temporal": mean_ipsi - mean_contra,
-        "t1_tissue_ai_mesial_temporal": asymmetry_index(tissue_ipsi, tissue_contra),
-    }
+def _measure(module: RegionMeasures, volumes: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """(N, D, H, W) volumes of one modality → (N, F) float64 measures, in chunks."""
+    out = []
+    with torch.no_grad():
+        for start in range(0, volumes.shape[0], _CHUNK):
+            x = torch.from_numpy(np.ascontiguousarray(volumes[start : start + _CHUNK]))
+            r = torch.from_numpy(right[start : start + _CHUNK])
+            out.append(module(x.unsqueeze(1), r).double().numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(module.names)))
 
 
 def imaging_features(
-    tensors: ImageTensors, table: pd.DataFrame, config: ImagingFeatureConfig | None = None
+    tensors: ImageTensors, table: pd.DataFrame, atlas: AtlasConfig = DEFAULT_ATLAS
 ) -> pd.DataFrame:
-    """Hand-crafted ipsi/contralateral features of every patient of ``table``.
+    """Regional ipsi/contralateral measures of every patient of ``table``.
 
     Args:
         tensors: volumes (N, 2, D, H, W) float32 in MNI space with their index and affine.
         table: at least ``participant_id`` and ``operative_side`` (L/R), e.g.
             ``clinical_validated``.
-        config: feature options.
+        atlas: atlas and region set (``params:atlas``).
     Returns:
-        One row per ``table`` row, in its order: ``participant_id`` and float64 feature
-        columns (see the module docstring); NaN for a missing modality or a patient without
-        image tensors.
+        One row per ``table`` row, in its order: ``participant_id`` and float64 measure
+        columns (``measure_names('pet') + measure_names('t1')``); NaN for a missing modality,
+        a patient without image tensors or one without an operative side.
     """
-    config = config or ImagingFeatureConfig()
     sides = _operative_side(tensors, table)
-    left = sides == "L"
-    n = tensors.volumes.shape[0]
-    flat = tensors.volumes.reshape(n, 2, -1)  # (N, 2, V)
-    masks = {name: _side_masks(tensors.affine, tensors.grid_shape, name) for name in REGION_NAMES}
-    features = _pet_features(flat[:, PET], masks, left)
-    t1 = _t1_features(flat[:, T1], masks["mesial_temporal"], left, config.t1_tissue_threshold)
-    features.update(t1)
-
-    frame = pd.DataFrame(features, dtype=np.float64)
-    has_pet = tensors.index["has_pet"].to_numpy(dtype=bool)
-    has_t1 = tensors.index["has_t1"].to_numpy(dtype=bool)
-    frame.loc[~has_pet, [c for c in frame.columns if c.startswith("pet_")]] = np.nan
-    frame.loc[~has_t1, [c for c in frame.columns if c.startswith("t1_")]] = np.nan
-    frame.loc[sides == "", :] = np.nan  # tensor rows that the table does not list
+    right = sides == "R"
+    columns: dict[str, np.ndarray] = {}
+    for modality, channel in (("pet", PET), ("t1", T1)):
+        module = RegionMeasures(modality, tensors.grid_shape, tensors.affine, atlas)
+        values = _measure(module, tensors.volumes[:, channel], right)
+        present = tensors.index[f"has_{modality}"].to_numpy(dtype=bool) & (sides != "")
+        values[~present] = np.nan
+        columns.update(zip(module.names, values.T, strict=True))
+    frame = pd.DataFrame(columns, dtype=np.float64)
     frame.insert(0, "participant_id", tensors.index["participant_id"].to_numpy())
 
     ids = table["participant_id"]

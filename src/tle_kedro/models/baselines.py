@@ -16,6 +16,11 @@ from torch.nn import functional as F
 
 from tle_kedro.models.batch import MISSING_CODE, MODALITIES, SurvivalBatch
 from tle_kedro.models.encoders import ModalityEncoders, drop_modalities
+from tle_kedro.models.measures import (
+    StandardisedMeasures,
+    grid_affine_or_default,
+    measure_names,
+)
 
 if TYPE_CHECKING:
     from tle_kedro.models.factory import ModelConfig
@@ -24,8 +29,10 @@ if TYPE_CHECKING:
 class PooledImageFeatures(nn.Module):
     """Per-modality ResNet features, globally average-pooled, zero where absent.
 
-    Output: (B, M * (C + 1)): for each used modality its C pooled features then a 0/1
-    presence indicator.
+    Output: (B, M * (C + 1 + F_m)): for each used modality its C pooled features, a 0/1
+    presence indicator and, with ``config.region_tokens``, its F_m standardised atlas region
+    measures (``models.measures``: the measures TransEpRelap gets, offered here too so the
+    comparison isolates the fusion, not the inputs).
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -37,7 +44,13 @@ class PooledImageFeatures(nn.Module):
         self.config = config
         self.modalities = config.modalities
         self.encoders = ModalityEncoders(self.modalities, **config.encoder_kwargs())
-        self.out_features = len(self.modalities) * (self.encoders.out_channels + 1)
+        self.measures = nn.ModuleDict()
+        if config.region_tokens:
+            affine = grid_affine_or_default(config.grid_affine, config.grid_shape)
+            for m in self.modalities:
+                self.measures[m] = StandardisedMeasures(m, config.grid_shape, affine, config.atlas)
+        n_measures = sum(len(measure_names(m, config.atlas)) for m in self.measures)
+        self.out_features = len(self.modalities) * (self.encoders.out_channels + 1) + n_measures
 
     def forward(self, batch: SurvivalBatch) -> Tensor:
         on = torch.tensor([m in self.modalities for m in MODALITIES], device=batch.images.device)
@@ -49,6 +62,9 @@ class PooledImageFeatures(nn.Module):
         for m in self.modalities:
             flag = present[:, MODALITIES.index(m)].unsqueeze(1).to(batch.images.dtype)  # (B, 1)
             parts += [tokens[m].mean(dim=1) * flag, flag]
+            if m in self.measures:
+                channel = MODALITIES.index(m)
+                parts.append(self.measures[m](batch.images, present[:, channel], batch.mirrored))
         return torch.cat(parts, dim=1)
 
 

@@ -30,6 +30,8 @@ class SurvivalBatch:
         clin_cat: (B, Nc) int64; categorical codes in ``[0, cardinality)``, -1 = missing.
         time: (B,) float32 months to recurrence or censoring, or None (inference).
         event: (B,) bool recurrence indicator, or None (inference).
+        mirrored: (B,) bool, set by ``models.side.IpsilateralView`` inside a model: True
+            where the images were mirrored (right-operated); None = never mirrored.
     """
 
     images: Tensor
@@ -38,6 +40,7 @@ class SurvivalBatch:
     clin_cat: Tensor
     time: Tensor | None = None
     event: Tensor | None = None
+    mirrored: Tensor | None = None
 
     def __post_init__(self) -> None:
         b = self.images.shape[0] if self.images.ndim == 5 else -1
@@ -51,6 +54,7 @@ class SurvivalBatch:
             "clin_cat": (self.clin_cat, 2, torch.int64),
             "time": (self.time, 1, torch.float32),
             "event": (self.event, 1, torch.bool),
+            "mirrored": (self.mirrored, 1, torch.bool),
         }
         for name, (value, ndim, dtype) in expected.items():
             if value is None:
@@ -101,9 +105,12 @@ class SurvivalBatch:
             event=None if self.event is None else self.event[idx],
         )
 
-    def with_images(self, images: Tensor) -> SurvivalBatch:
-        """A copy with other images (e.g. augmented), everything else shared."""
-        return replace(self, images=images)
+    def with_images(self, images: Tensor, mirrored: Tensor | None = None) -> SurvivalBatch:
+        """A copy with other images (e.g. augmented or mirrored), everything else shared.
+
+        ``mirrored`` (B,) bool marks rows whose images were mirrored left-right.
+        """
+        return replace(self, images=images, mirrored=mirrored)
 
     def with_clin_cat(self, clin_cat: Tensor) -> SurvivalBatch:
         """A copy with other categorical codes (e.g. operative side swapped by a flip)."""

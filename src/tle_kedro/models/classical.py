@@ -1,8 +1,9 @@
 """Classical survival baselines (scikit-survival): Cox PH and random survival forest.
 
 - ``cox_clinical``: Cox PH on the clinical design matrix;
-- ``cox_clinical_imaging``: Cox PH on clinical + hand-crafted imaging asymmetry features;
-- ``rsf_clinical_imaging``: random survival forest on the same columns.
+- ``cox_region_measures``: Cox PH on clinical + the atlas regional imaging measures
+  (``features.imaging``): the radiomics analysis a clinician would run, the bar to clear;
+- ``rsf_region_measures``: random survival forest on the same columns.
 
 Inputs are design matrices already produced by the clinical recipe fitted in the training
 fold; every fit function adds its own median imputation + standard scaling, fitted on the
@@ -13,12 +14,14 @@ applies the same to new rows, so ``predict`` takes the raw design matrix.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 from sklearn.impute import SimpleImputer
+from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sksurv.ensemble import RandomSurvivalForest
@@ -106,21 +109,55 @@ def _prepare(
     return names, preprocess, preprocess.transform(x), y
 
 
+def select_penalizer(
+    x: np.ndarray, y: np.ndarray, penalizers: Sequence[float], seed: int, n_splits: int = 5
+) -> float:
+    """Ridge penalty with the best inner-CV Harrell C (scikit-learn's GridSearchCV over
+    scikit-survival's Cox; each inner split refits imputation and scaling on its own rows).
+
+    Args:
+        x: (N, F) raw training design matrix (NaN allowed); y: structured survival array.
+    """
+    if len(penalizers) == 1:
+        return float(penalizers[0])
+    pipe = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median")),
+            ("scale", StandardScaler()),
+            ("cox", CoxPHSurvivalAnalysis(ties="efron", n_iter=200)),
+        ]
+    )
+    search = GridSearchCV(
+        pipe,
+        {"cox__alpha": [float(p) for p in penalizers]},
+        cv=KFold(n_splits=n_splits, shuffle=True, random_state=seed),
+        error_score=np.nan,
+        refit=False,
+    ).fit(x, y)
+    return float(search.best_params_["cox__alpha"])
+
+
 def fit_cox_clinical(
     X_train: pd.DataFrame,
     time: np.ndarray,
     event: np.ndarray,
-    penalizer: float = 0.1,
+    penalizer: float | Sequence[float] = 0.1,
     name: str = "cox_clinical",
+    seed: int = 42,
 ) -> FittedClassicalModel:
     """Cox PH (Efron ties, ridge ``penalizer`` for stability with one-hot columns).
 
     Args:
         X_train: (N, F) design matrix of the training fold (NaN allowed).
         time: (N,) months; event: (N,) bool.
+        penalizer: the ridge penalty, or candidates chosen by inner 5-fold CV on the
+            training rows only (:func:`select_penalizer`).
     """
     names, preprocess, x, y = _prepare(X_train, time, event, name)
-    est = CoxPHSurvivalAnalysis(alpha=penalizer, ties="efron", n_iter=200).fit(x, y)
+    candidates = [penalizer] if isinstance(penalizer, int | float) else list(penalizer)
+    raw = X_train[names].to_numpy(dtype=np.float64)
+    alpha = select_penalizer(raw, y, candidates, seed)
+    est = CoxPHSurvivalAnalysis(alpha=alpha, ties="efron", n_iter=200).fit(x, y)
     return FittedClassicalModel(name, names, preprocess, est)
 
 
@@ -137,7 +174,7 @@ def combine(X_clinical: pd.DataFrame, X_imaging: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([X_clinical.reset_index(drop=True), X_imaging.reset_index(drop=True)], axis=1)
 
 
-def fit_cox_clinical_imaging(
+def fit_cox_region_measures(
     X_clinical: pd.DataFrame,
     X_imaging: pd.DataFrame,
     time: np.ndarray,
@@ -146,7 +183,7 @@ def fit_cox_clinical_imaging(
 ) -> FittedClassicalModel:
     """Cox PH on clinical ⊕ imaging features; predict with ``combine(X_clin, X_img)``."""
     return fit_cox_clinical(
-        combine(X_clinical, X_imaging), time, event, penalizer, name="cox_clinical_imaging"
+        combine(X_clinical, X_imaging), time, event, penalizer, name="cox_region_measures"
     )
 
 
@@ -159,7 +196,7 @@ def fit_rsf(
     max_features: float | str | None = "sqrt",
     seed: int = 42,
     n_jobs: int = 1,
-    name: str = "rsf_clinical_imaging",
+    name: str = "rsf_region_measures",
 ) -> FittedClassicalModel:
     """Random survival forest (Ishwaran 2008), seeded; risk = its cumulative-hazard score."""
     names, preprocess, x, y = _prepare(X_train, time, event, name)

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
+from tle_kedro.data.atlas import DEFAULT_ATLAS, AtlasConfig
 from tle_kedro.models.baselines import LateFusion, ResNetImageOnly
 from tle_kedro.models.side import IpsilateralView
 from tle_kedro.models.transeprelap import TransEpRelap
@@ -46,14 +47,16 @@ class ModelConfig(BaseModel):
             the left of the image (``models.side``); needs the operative-side column.
         asymmetry_channel: give each image encoder the left-right difference image as a
             second input channel (``models.encoders.with_asymmetry``).
-        region_tokens: TransEpRelap only: each image modality also gives one token per
-            regional measure (PET asymmetry indices, contralateral temporal uptake, T1
-            mesial-temporal asymmetry; ``models.measures``), computed from its images.
+        region_tokens: each image modality's atlas region measures (PET asymmetry and
+            contralateral uptake, T1 signal and volume asymmetry; ``models.measures``),
+            computed from its images: one token per measure in TransEpRelap, extra pooled
+            features in the neural baselines (offered to every model alike).
         region_linear: TransEpRelap only, needs ``region_tokens``: also add a linear term
             of the standardised regional measures to the log-risk (a "wide & deep" skip
             past the attention; zero at initialisation).
         grid_affine: (4, 4) voxel → MNI mm of the image grid, set from the image tensors
             (places the region masks); None = the default crop box on ``grid_shape``.
+        atlas: the atlas regions of the region measures (``params:atlas``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -82,6 +85,7 @@ class ModelConfig(BaseModel):
     region_tokens: bool = False
     region_linear: bool = False
     grid_affine: tuple[tuple[float, float, float, float], ...] | None = None
+    atlas: AtlasConfig = DEFAULT_ATLAS
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:

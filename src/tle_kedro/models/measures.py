@@ -1,20 +1,31 @@
-"""Regional measures as tokens: what a reader measures on TLE images, computed in the model.
+"""Regional measures of FDG PET and T1 over atlas regions: one implementation for all models.
 
-Reading FDG PET and T1 for TLE surgery means regional measures: the temporal-lobe asymmetry
-index of FDG uptake, the uptake of the contralateral temporal lobe, hippocampal volume and
-signal asymmetry. :mod:`tle_kedro.features.imaging` computes them for the classical
-baselines; this module computes the same measures (same MNI regions, same formulas; a test
-holds them equal) from the images a TransEpRelap batch carries, so the Transformer attends
-over them next to the ResNet's grid tokens. They are computed inside the model, not read
-from the feature table, so they follow the augmentation and the modality masking of each
-batch and a registered model needs nothing but images and the clinical row.
+Reading FDG PET and T1 for TLE surgery means regional measures: the asymmetry index of FDG
+uptake per region, the uptake of the contralateral region relative to the whole crop (low
+when hypometabolism is bilateral), and T1 signal and volume asymmetry of mesial structures.
+The regions are the atlas regions of :mod:`tle_kedro.data.atlas` (AAL2 by default).
 
-Why by hand: no library computes ipsi/contralateral region statistics on a tensor in a
-training graph. Measured on the demo cohort: docs/modeling.md (region tokens).
+:class:`RegionMeasures` computes them from a batch of images; it is used twice, so the
+classical baselines and TransEpRelap measure exactly the same thing:
 
-The images arrive in the ipsilateral view (``models.side``): the operated hemisphere is on
-the left (MNI x < 0), so "ipsilateral" is the left region mask. A patient whose operative
-side is unknown is not mirrored, so for them left/right stand in for ipsi/contra.
+- :func:`tle_kedro.features.imaging.imaging_features` runs it over the image tensors for the
+  classical baselines (``cox_region_measures`` and the forest);
+- TransEpRelap runs it inside the model on each batch (region tokens and the linear skip),
+  so the measures follow augmentation and modality masking, and a registered model needs
+  nothing but images and the clinical row.
+
+Measures per region ``r`` (ipsi = operated hemisphere, contra = the other):
+
+- ``pet_ai_<r>``: (ipsi − contra) / ((ipsi + contra) / 2) of the mean uptake (negative =
+  ipsilateral hypometabolism; −0.22 for a 20 % ipsilateral loss);
+- ``pet_rel_contra_<r>``: mean contralateral uptake / mean uptake of the crop (voxels > 0);
+- ``t1_diff_<r>``: mean T1 ipsi − contra (T1 is z-scored in the brain, so a difference of
+  means is scale-free and stable near zero, unlike a ratio);
+- ``t1_tissue_ai_<r>`` (``atlas.t1_volume_regions`` only): asymmetry index of the fraction of
+  region voxels with T1 z-score above ``T1_TISSUE_THRESHOLD`` (a volume proxy for atrophy).
+
+Why by hand: no library computes ipsi/contralateral atlas-region statistics of a tensor in a
+training graph (nilearn's maskers work on NIfTI files, one image at a time).
 """
 
 from __future__ import annotations
@@ -25,22 +36,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from tle_kedro.data.regions import (
-    DEFAULT_CROP_BOX_MNI,
-    REGION_NAMES,
-    crop_grid_affine,
-    region_mask,
-)
-from tle_kedro.features.imaging import TEMPORAL_REGIONS, ImagingFeatureConfig
+from tle_kedro.data.atlas import DEFAULT_ATLAS, AtlasConfig, region_masks
+from tle_kedro.data.regions import DEFAULT_CROP_BOX_MNI, crop_grid_affine
 from tle_kedro.models.tokenizers import _embedding
 
-# Measure names, in token order, as features.imaging names the same quantities.
-PET_MEASURES: tuple[str, ...] = (
-    *(f"pet_ai_{name}" for name in REGION_NAMES),
-    "pet_contra_temporal_rel",
-)
-T1_MEASURES: tuple[str, ...] = ("t1_diff_mesial_temporal", "t1_tissue_ai_mesial_temporal")
-T1_TISSUE_THRESHOLD = ImagingFeatureConfig().t1_tissue_threshold  # the features' default
+T1_TISSUE_THRESHOLD = -1.0  # T1 z-score above which a voxel counts as tissue
 
 
 def grid_affine_or_default(
@@ -56,100 +56,116 @@ def grid_affine_or_default(
     return out
 
 
-def measure_names(modality: str) -> tuple[str, ...]:
+def measure_names(modality: str, atlas: AtlasConfig = DEFAULT_ATLAS) -> tuple[str, ...]:
     """Names of the measures of ``modality`` (``"t1"`` or ``"pet"``), in token order."""
-    if modality not in ("t1", "pet"):
-        raise ValueError(f"modality must be 't1' or 'pet', got {modality!r}")
-    return PET_MEASURES if modality == "pet" else T1_MEASURES
-
-
-def _side_masks(name: str, affine: np.ndarray, grid_shape: tuple[int, int, int]) -> Tensor:
-    """(2, D, H, W) float masks of region ``name``: [ipsi (left), contra (right)]."""
-    masks = [region_mask(name, side, affine, grid_shape) for side in ("L", "R")]
-    return torch.from_numpy(np.stack(masks).astype(np.float32))
+    if modality == "pet":
+        return tuple(f"pet_ai_{r}" for r in atlas.regions) + tuple(
+            f"pet_rel_contra_{r}" for r in atlas.regions
+        )
+    if modality == "t1":
+        return tuple(f"t1_diff_{r}" for r in atlas.regions) + tuple(
+            f"t1_tissue_ai_{r}" for r in atlas.t1_volume_regions
+        )
+    raise ValueError(f"modality must be 't1' or 'pet', got {modality!r}")
 
 
 def _asymmetry_index(ipsi: Tensor, contra: Tensor) -> Tensor:
-    """(ipsi − contra) / mean; 0 where the mean is 0 (features.imaging gives NaN there)."""
+    """(ipsi − contra) / mean; 0 where the mean is 0."""
     mean = (ipsi + contra) / 2
     safe = torch.where(mean != 0, mean, torch.ones_like(mean))
     return torch.where(mean != 0, (ipsi - contra) / safe, torch.zeros_like(mean))
 
 
 class RegionMeasures(nn.Module):
-    """Regional measures of one modality's images (ipsilateral view).
+    """Regional measures of one modality's images, relative to the operated side.
 
     Args:
         modality: ``"t1"`` or ``"pet"``.
         grid_shape: (D, H, W) of the images.
         affine: (4, 4) voxel → MNI mm of the grid (RAS voxel order).
+        atlas: atlas and region set.
+
+    The masks are kept on their support only (the voxels of any region): a few MB per
+    modality instead of the full grid, since every fitted network carries them.
     """
 
-    masks: Tensor  # (R, 2, V) buffers: region masks [ipsi, contra], flattened
-    contra_temporal: Tensor  # (V,) PET only: contralateral mesial ∪ lateral temporal mask
+    support: Tensor  # (K,) int64 flat voxel indices covered by some region
+    masks: Tensor  # (R, 2, K) fractional masks [left, right] on the support
 
     def __init__(
         self,
         modality: str,
         grid_shape: Sequence[int],
         affine: np.ndarray | Sequence[Sequence[float]],
+        atlas: AtlasConfig = DEFAULT_ATLAS,
     ) -> None:
         super().__init__()
-        self.names = measure_names(modality)
+        self.names = measure_names(modality, atlas)
         self.modality = modality
         shape = (int(grid_shape[0]), int(grid_shape[1]), int(grid_shape[2]))
-        aff = np.asarray(affine, dtype=np.float64)
-        names = REGION_NAMES if modality == "pet" else ("mesial_temporal",)
-        masks = torch.stack([_side_masks(n, aff, shape) for n in names])  # (R, 2, D, H, W)
-        voxels = masks.sum(dim=(2, 3, 4))  # (R, 2)
-        empty = [n for n, v in zip(names, voxels, strict=True) if not bool((v > 0).all())]
-        if empty:
-            raise ValueError(
-                f"regions {empty} have no voxel on the {shape} image grid; the crop box must "
-                "cover the temporal lobes (preprocessing.crop_box_mni)"
-            )
-        self.register_buffer("masks", masks.flatten(2))  # (R, 2, V)
-        if modality == "pet":
-            temporal = torch.maximum(
-                *(_side_masks(n, aff, shape) for n in TEMPORAL_REGIONS)
-            )  # union of the temporal regions, (2, D, H, W)
-            self.register_buffer("contra_temporal", temporal[1].flatten())  # (V,)
+        regions = region_masks(atlas, np.asarray(affine, dtype=np.float64), shape)
+        flat = regions.masks.reshape(len(regions.names), 2, -1)  # (R, 2, V)
+        support = np.flatnonzero(flat.max(axis=(0, 1)) > 0)
+        self.register_buffer("support", torch.from_numpy(support))
+        self.register_buffer("masks", torch.from_numpy(flat[:, :, support].copy()))
+        self.volume_index = [atlas.regions.index(r) for r in atlas.t1_volume_regions]
 
-    def _means(self, x: Tensor, masks: Tensor) -> Tensor:
-        """(B, V) values → (B, R, 2) mean inside each (R, 2, V) mask."""
-        return torch.einsum("bv,rsv->brs", x, masks) / masks.sum(-1)
+    def _ipsi_contra(self, x: Tensor, ipsi_right: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, K) values → (B, R) mask-weighted means of the ipsi and contra regions."""
+        side = torch.einsum("bk,rsk->brs", x, self.masks) / self.masks.sum(-1)  # (B, R, 2)
+        right = ipsi_right.view(-1, 1)
+        ipsi = torch.where(right, side[..., 1], side[..., 0])
+        contra = torch.where(right, side[..., 0], side[..., 1])
+        return ipsi, contra
 
-    def forward(self, images: Tensor) -> Tensor:
-        """images: (B, 1, D, H, W) of this modality → (B, len(names)) float32 measures."""
-        x = images.flatten(1).float()  # (B, V)
+    def forward(self, images: Tensor, ipsi_right: Tensor | None = None) -> Tensor:
+        """Measures of each patient.
+
+        Args:
+            images: (B, 1, D, H, W) of this modality, in true (unmirrored) orientation.
+            ipsi_right: (B,) bool, True where the right hemisphere is the operated one;
+                None = left for all (an unknown side: left/right stand in for ipsi/contra).
+        Returns:
+            (B, len(names)) float32.
+        """
+        flat = images.flatten(1).float()  # (B, V)
+        if ipsi_right is None:
+            ipsi_right = torch.zeros(flat.shape[0], dtype=torch.bool, device=flat.device)
+        x = flat[:, self.support]  # (B, K)
+        ipsi, contra = self._ipsi_contra(x, ipsi_right)
         if self.modality == "pet":
-            side = self._means(x, self.masks)  # (B, R, 2)
-            ai = _asymmetry_index(side[..., 0], side[..., 1])  # (B, R)
-            positive = (x > 0).float()
-            crop_mean = (x * positive).sum(1) / positive.sum(1).clamp(min=1)
-            contra = (x @ self.contra_temporal) / self.contra_temporal.sum()
+            positive = (flat > 0).float()
+            crop_mean = (flat * positive).sum(1, keepdim=True) / positive.sum(1, keepdim=True)
             rel = torch.where(crop_mean > 0, contra / crop_mean.clamp(min=1e-12), 0.0)
-            return torch.cat([ai, rel.unsqueeze(1)], dim=1)
-        mesial = self._means(x, self.masks)[:, 0]  # (B, 2)
-        tissue = self._means((x > T1_TISSUE_THRESHOLD).float(), self.masks)[:, 0]
-        diff = mesial[:, 0] - mesial[:, 1]
-        return torch.stack([diff, _asymmetry_index(tissue[:, 0], tissue[:, 1])], dim=1)
+            return torch.cat([_asymmetry_index(ipsi, contra), rel], dim=1)
+        tissue_ipsi, tissue_contra = self._ipsi_contra(
+            (x > T1_TISSUE_THRESHOLD).float(), ipsi_right
+        )
+        volume = _asymmetry_index(tissue_ipsi, tissue_contra)[:, self.volume_index]
+        return torch.cat([ipsi - contra, volume], dim=1)
 
 
-class MeasureTokenizer(nn.Module):
-    """One token per measure: ``norm(x_i) * w_i + e_i + modality``.
+class StandardisedMeasures(nn.Module):
+    """One modality's region measures of a batch, standardised, zero where the modality is
+    absent: what TransEpRelap turns into tokens and the neural baselines concatenate.
 
-    The measures are standardised by a BatchNorm without affine parameters: its running
-    mean and variance are fitted in training, i.e. on the training fold only, like the
-    clinical tokenizer's scaling. Tokens are built like the numeric clinical tokens.
+    The measures are standardised by a BatchNorm without affine parameters: its running mean
+    and variance are fitted in training, i.e. on the training fold only (like the clinical
+    scaling), and only on the rows where the modality is present.
     """
 
-    def __init__(self, n_measures: int, d_model: int) -> None:
+    def __init__(
+        self,
+        modality: str,
+        grid_shape: Sequence[int],
+        affine: np.ndarray | Sequence[Sequence[float]],
+        atlas: AtlasConfig = DEFAULT_ATLAS,
+    ) -> None:
         super().__init__()
-        self.norm = nn.BatchNorm1d(n_measures, affine=False)
-        self.value_vectors = _embedding(n_measures, d_model)
-        self.variable = _embedding(n_measures, d_model)
-        self.modality = _embedding(d_model)
+        self.channel = ("t1", "pet").index(modality)
+        self.measures = RegionMeasures(modality, grid_shape, affine, atlas)
+        self.names = self.measures.names
+        self.norm = nn.BatchNorm1d(len(self.names), affine=False)
 
     def standardise(self, measures: Tensor) -> Tensor:
         """measures: (B, F) → (B, F) standardised by the BatchNorm (training-fold statistics)."""
@@ -159,7 +175,38 @@ class MeasureTokenizer(nn.Module):
             )
         return self.norm(measures)
 
-    def forward(self, measures: Tensor) -> tuple[Tensor, Tensor]:
-        """measures: (B, F) → (tokens (B, F, d_model), standardised measures (B, F))."""
-        z = self.standardise(measures)
-        return z.unsqueeze(-1) * self.value_vectors + self.variable + self.modality, z
+    def forward(self, images: Tensor, present: Tensor, mirrored: Tensor | None) -> Tensor:
+        """Standardised measures of each patient.
+
+        Args:
+            images: (B, 2, D, H, W), possibly mirrored per row (``models.side``).
+            present: (B,) bool, rows whose modality is present (and not dropped).
+            mirrored: (B,) bool rows shown mirrored (right-operated), or None.
+        Returns:
+            (B, F) float; zero rows where the modality is absent.
+        """
+        out = images.new_zeros(images.shape[0], len(self.names))
+        idx = present.nonzero().squeeze(1)
+        if idx.numel() == 0:
+            return out
+        x = images[idx, self.channel : self.channel + 1]  # (B_present, 1, D, H, W)
+        right = None if mirrored is None else mirrored[idx]
+        if right is not None:  # measure in true orientation: the atlas has its own L/R
+            x = torch.where(right.view(-1, 1, 1, 1, 1), x.flip(dims=[2]), x)
+        z = self.standardise(self.measures(x, right))
+        return out.index_copy(0, idx, z.to(out.dtype))
+
+
+class MeasureTokenizer(nn.Module):
+    """One token per standardised measure: ``z_i * w_i + e_i + modality``, built like the
+    numeric clinical tokens."""
+
+    def __init__(self, n_measures: int, d_model: int) -> None:
+        super().__init__()
+        self.value_vectors = _embedding(n_measures, d_model)
+        self.variable = _embedding(n_measures, d_model)
+        self.modality = _embedding(d_model)
+
+    def forward(self, z: Tensor) -> Tensor:
+        """z: (B, F) standardised measures → (B, F, d_model) tokens."""
+        return z.unsqueeze(-1) * self.value_vectors + self.variable + self.modality

@@ -43,4 +43,5 @@ class IpsilateralView(nn.Module):
 
     def forward(self, batch: SurvivalBatch) -> Tensor:
         side = batch.clin_cat[:, self.side_index]
-        return self.model(batch.with_images(ipsilateral_images(batch.images, side)))
+        mirrored = side == RIGHT_CODE
+        return self.model(batch.with_images(ipsilateral_images(batch.images, side), mirrored))

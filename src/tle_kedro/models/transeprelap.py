@@ -25,7 +25,7 @@ from tle_kedro.models.batch import MODALITIES, SurvivalBatch
 from tle_kedro.models.encoders import ModalityEncoders, drop_modalities
 from tle_kedro.models.measures import (
     MeasureTokenizer,
-    RegionMeasures,
+    StandardisedMeasures,
     grid_affine_or_default,
     measure_names,
 )
@@ -95,8 +95,10 @@ class TransEpRelap(nn.Module):
             for m in self.modalities:
                 self.image_tokenizers[m] = ImageTokenizer(self.encoders.out_channels, d, grid)
                 if config.region_tokens:
-                    n_measures = len(measure_names(m))
-                    self.measures[m] = RegionMeasures(m, config.grid_shape, affine)
+                    n_measures = len(measure_names(m, config.atlas))
+                    self.measures[m] = StandardisedMeasures(
+                        m, config.grid_shape, affine, config.atlas
+                    )
                     self.measure_tokenizers[m] = MeasureTokenizer(n_measures, d)
                     if config.region_linear:
                         linear = nn.Linear(n_measures, 1, bias=False)
@@ -133,8 +135,8 @@ class TransEpRelap(nn.Module):
         linear: Tensor | None = None
         for m in self.modalities:
             tokens = self.image_tokenizers[m](features[m])  # (B, N, d)
-            if m in getattr(self, "measures", {}):  # models pickled before: none
-                measure_tokens, term = self._measure_tokens(m, batch.images, present)
+            if m in self.measures:
+                measure_tokens, term = self._measure_tokens(m, batch, present)
                 tokens = torch.cat([tokens, measure_tokens], 1)
                 if term is not None:
                     linear = term if linear is None else linear + term
@@ -145,7 +147,7 @@ class TransEpRelap(nn.Module):
         return groups, linear
 
     def _measure_tokens(
-        self, m: str, images: Tensor, present: Tensor
+        self, m: str, batch: SurvivalBatch, present: Tensor
     ) -> tuple[Tensor, Tensor | None]:
         """(B, F, d) region-measure tokens of modality ``m`` and, with ``region_linear``, the
         (B,) linear term of its standardised measures; both zero where it is absent.
@@ -154,18 +156,10 @@ class TransEpRelap(nn.Module):
         channel content reaches neither the measures nor the BatchNorm statistics.
         """
         channel = MODALITIES.index(m)
-        idx = present[:, channel].nonzero().squeeze(1)
-        n_measures = len(measure_names(m))
-        out = images.new_zeros(images.shape[0], n_measures, self.config.d_model)
-        linear = getattr(self, "region_linear", {})  # models pickled before: none
-        term = images.new_zeros(images.shape[0]) if m in linear else None
-        if idx.numel() > 0:
-            values = self.measures[m](images[idx, channel : channel + 1])  # (B_present, F)
-            tokens, z = self.measure_tokenizers[m](values)  # (B_present, F, d), (B_present, F)
-            out = out.index_copy(0, idx, tokens.to(out.dtype))
-            if term is not None:
-                term = term.index_copy(0, idx, linear[m](z).squeeze(-1).to(term.dtype))
-        return out, term
+        z = self.measures[m](batch.images, present[:, channel], batch.mirrored)  # (B, F)
+        tokens = self.measure_tokenizers[m](z) * present[:, channel].view(-1, 1, 1).to(z.dtype)
+        linear = self.region_linear[m](z).squeeze(-1) if m in self.region_linear else None
+        return tokens, linear
 
     def _clinical_group(self, batch: SurvivalBatch) -> list[tuple[Tensor, Tensor]]:
         if self.clinical is None:

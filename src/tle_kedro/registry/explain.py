@@ -21,7 +21,7 @@ import torch
 from captum.attr import IntegratedGradients, Occlusion
 from matplotlib.figure import Figure
 
-from tle_kedro.data.regions import region_box
+from tle_kedro.data.atlas import region_centroid_mm
 from tle_kedro.models.batch import SurvivalBatch
 
 Method = Literal["integrated_gradients", "occlusion"]
@@ -155,12 +155,11 @@ def explain(
 
 
 def temporal_slices(affine: np.ndarray, shape: tuple[int, int, int]) -> tuple[int, int]:
-    """(axial z index, coronal y index) through the centre of the mesial temporal regions.
+    """(axial z index, coronal y index) through the centroid of the left hippocampus (atlas).
 
     Falls back to the middle slice when that point lies outside the grid.
     """
-    box = region_box("mesial_temporal", "L")
-    point = np.array([0.0, np.mean(box[1]), np.mean(box[2]), 1.0])
+    point = np.append(region_centroid_mm("hippocampus", "L"), 1.0)
     ijk = np.linalg.inv(affine) @ point
     y, z = int(round(ijk[1])), int(round(ijk[2]))
     y = y if 0 <= y < shape[1] else shape[1] // 2

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tle_kedro.transforms.augment import AugmentConfig
 
@@ -67,14 +67,26 @@ class TrainConfig(_Strict):
 
 
 class ClassicalConfig(_Strict):
-    """Classical baselines: Cox PH (ridge ``penalizer``) and random survival forest."""
+    """Classical baselines: Cox PH (ridge penalty) and random survival forest.
 
-    cox_penalizer: float = Field(0.1, ge=0)
+    ``cox_penalizer`` is one ridge penalty or a list of candidates chosen per training fold
+    by inner 5-fold CV (Harrell C).
+    """
+
+    cox_penalizer: float | list[float] = Field(0.1)
     rsf_n_estimators: int = Field(200, ge=1)
     rsf_min_samples_leaf: int = Field(10, ge=1)
     rsf_max_features: float | Literal["sqrt", "log2"] | None = "sqrt"
     rsf_n_jobs: int = Field(1, ge=1, le=4)
     seed: int = 42
+
+    @field_validator("cox_penalizer")
+    @classmethod
+    def _non_negative(cls, value: float | list[float]) -> float | list[float]:
+        values = value if isinstance(value, list) else [value]
+        if not values or any(v < 0 for v in values):
+            raise ValueError(f"cox_penalizer must be >= 0 (or a non-empty list), got {value}")
+        return value
 
 
 class ParamRange(_Strict):

@@ -42,7 +42,7 @@ from tle_kedro.training.tuning import (
 
 logger = logging.getLogger(__name__)
 
-Family = Literal["cox_clinical", "cox_clinical_imaging", "rsf_clinical_imaging", "neural"]
+Family = Literal["cox_clinical", "cox_region_measures", "rsf_region_measures", "neural"]
 OOF_COLUMNS = ["participant_id", "model", "repeat", "fold", "risk", "surv_12", "surv_24"]
 
 
@@ -136,8 +136,8 @@ def _check_specs(specs: Sequence[ModelSpec], data: CVData) -> None:
     for s in specs:
         needs = {
             "cox_clinical": ["recipe"],
-            "cox_clinical_imaging": ["recipe", "imaging_features"],
-            "rsf_clinical_imaging": ["recipe", "imaging_features"],
+            "cox_region_measures": ["recipe", "imaging_features"],
+            "rsf_region_measures": ["recipe", "imaging_features"],
             "neural": ["image_tensors", "tokenizer"],
         }[s.family]
         absent = [n for n in needs if getattr(data, n) is None]
@@ -170,7 +170,7 @@ def fit_classical(
         assert data.imaging_features is not None
         x_train = combine(x_train, _imaging_matrix(data.imaging_features, train_ids))
         x_test = combine(x_test, _imaging_matrix(data.imaging_features, test_ids))
-    if spec.family == "rsf_clinical_imaging":
+    if spec.family == "rsf_region_measures":
         model = fit_rsf(
             x_train,
             time,
@@ -183,7 +183,9 @@ def fit_classical(
             name=spec.name,
         )
     else:
-        model = fit_cox_clinical(x_train, time, event, config.cox_penalizer, name=spec.name)
+        model = fit_cox_clinical(
+            x_train, time, event, config.cox_penalizer, name=spec.name, seed=config.seed
+        )
     return model, model.predict(x_test)
 
 

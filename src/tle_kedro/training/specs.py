@@ -11,28 +11,32 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tle_kedro.data.atlas import AtlasConfig
 from tle_kedro.models.factory import ModelConfig
 from tle_kedro.training.config import ClassicalConfig, TrainConfig, TuningConfig, parse_section
 from tle_kedro.training.cv import ModelSpec
 
 ModelName = Literal[
     "cox_clinical",
-    "cox_clinical_imaging",
-    "rsf_clinical_imaging",
+    "cox_region_measures",
+    "rsf_region_measures",
     "resnet_image",
     "late_fusion",
     "transeprelap",
     "transeprelap_no_pet",
     "transeprelap_no_mri",
     "transeprelap_no_clinical",
+    "transeprelap_no_region_tokens",
 ]
 ALL_MODELS: tuple[str, ...] = ModelName.__args__  # type: ignore[attr-defined]
 
-_CLASSICAL = {"cox_clinical", "cox_clinical_imaging", "rsf_clinical_imaging"}
+_CLASSICAL = {"cox_clinical", "cox_region_measures", "rsf_region_measures"}
 _ABLATIONS: dict[str, dict[str, bool]] = {
     "transeprelap_no_pet": {"use_pet": False},
     "transeprelap_no_mri": {"use_t1": False},
     "transeprelap_no_clinical": {"use_clinical": False},
+    # images and clinical data through attention only: no region measures at all
+    "transeprelap_no_region_tokens": {"region_tokens": False, "region_linear": False},
 }
 
 
@@ -60,12 +64,16 @@ def parse_modeling_params(
     raw: dict[str, Any],
     grid_shape: tuple[int, int, int],
     grid_affine: np.ndarray | None = None,
+    atlas: dict[str, Any] | None = None,
 ) -> tuple[ModelingParams, ModelConfig, TrainConfig, ClassicalConfig, TuningConfig]:
-    """Validate every section; the model's grid (shape, affine) is the image tensors' grid."""
+    """Validate every section; the model's grid (shape, affine) is the image tensors' grid and
+    its regions the shared ``params:atlas``."""
     params = ModelingParams(**raw)
     grid: dict[str, Any] = {"grid_shape": grid_shape}
     if grid_affine is not None:
         grid["grid_affine"] = tuple(tuple(float(v) for v in row) for row in grid_affine)
+    if atlas is not None:
+        grid["atlas"] = parse_section(AtlasConfig, atlas, "atlas")
     model = parse_section(ModelConfig, {**params.model, **grid}, "modeling.model")
     train = parse_section(TrainConfig, params.train, "modeling.train")
     classical = parse_section(ClassicalConfig, params.classical, "modeling.classical")

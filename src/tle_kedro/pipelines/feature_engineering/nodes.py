@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 
+from tle_kedro.data.atlas import AtlasConfig
 from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.features.clinical import (
     ClinicalFeatureConfig,
@@ -15,7 +16,7 @@ from tle_kedro.features.clinical import (
     make_clinical_recipe,
 )
 from tle_kedro.features.folds import CVConfig, make_cv_folds
-from tle_kedro.features.imaging import ImagingFeatureConfig, imaging_features
+from tle_kedro.features.imaging import imaging_features
 
 
 def build_clinical_recipe(
@@ -39,9 +40,8 @@ def build_clinical_tokenizer(
 def compute_imaging_features(
     image_tensors: ImageTensors, clinical_validated: pd.DataFrame, params: dict[str, Any]
 ) -> pd.DataFrame:
-    """Ipsi/contralateral PET and T1 features, one row per validated patient."""
-    config = ImagingFeatureConfig.model_validate(params)
-    return imaging_features(image_tensors, clinical_validated, config)
+    """Ipsi/contralateral PET and T1 measures over the atlas regions, one row per patient."""
+    return imaging_features(image_tensors, clinical_validated, AtlasConfig.model_validate(params))
 
 
 def make_folds(clinical_validated: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:

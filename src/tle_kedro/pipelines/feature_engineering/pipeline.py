@@ -30,7 +30,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
             ),
             Node(
                 compute_imaging_features,
-                inputs=["image_tensors", "clinical_validated", "params:imaging_features"],
+                inputs=["image_tensors", "clinical_validated", "params:atlas"],
                 outputs="imaging_features",
                 name="compute_imaging_features",
             ),

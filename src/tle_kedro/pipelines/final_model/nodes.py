@@ -40,6 +40,7 @@ def fit_final(
     clinical_tokenizer: Any,
     modeling: dict[str, Any],
     registry: dict[str, Any],
+    atlas: dict[str, Any],
 ) -> tuple[FittedNeuralModel, dict[str, Any]]:
     """Refit ``registry.model`` on every usable patient (Optuna study ``<study>-final``).
 
@@ -49,7 +50,7 @@ def fit_final(
     """
     reg = RegistryParams(**registry)
     _, model_cfg, train_cfg, _, tuning = parse_modeling_params(
-        modeling, image_tensors.grid_shape, image_tensors.affine
+        modeling, image_tensors.grid_shape, image_tensors.affine, atlas
     )
     spec = build_specs([reg.model], model_cfg, train_cfg)[0]
     data = CVData(

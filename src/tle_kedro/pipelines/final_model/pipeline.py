@@ -25,6 +25,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                     "clinical_tokenizer",
                     "params:modeling",
                     "params:registry",
+                    "params:atlas",
                 ],
                 outputs=["final_model", "final_fit_summary"],
                 name="fit_final_model",

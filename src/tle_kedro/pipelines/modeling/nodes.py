@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from tle_kedro.data.atlas import atlas_description
 from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.tracking import MlflowFoldLogger
 from tle_kedro.training.cv import CVData, run_cross_validation
@@ -25,6 +26,7 @@ def cross_validate_models(
     clinical_recipe: Any,
     clinical_tokenizer: Any,
     params: dict[str, Any],
+    atlas: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Every comparison model on the same folds → out-of-fold predictions and fold metrics.
 
@@ -34,7 +36,7 @@ def cross_validate_models(
         metrics for the MLflow parent run, and the resolved configuration.
     """
     modeling, model_cfg, train_cfg, classical, tuning = parse_modeling_params(
-        params, image_tensors.grid_shape, image_tensors.affine
+        params, image_tensors.grid_shape, image_tensors.affine, atlas
     )
     specs = build_specs(list(modeling.models), model_cfg, train_cfg)
     data = CVData(
@@ -59,6 +61,7 @@ def cross_validate_models(
     resolved = {
         "models": list(modeling.models),
         "model": model_cfg.model_dump(mode="json"),
+        "atlas": atlas_description(model_cfg.atlas),
         "train": train_cfg.model_dump(mode="json"),
         "classical": classical.model_dump(mode="json"),
         "tuning": tuning.model_dump(mode="json"),

@@ -20,6 +20,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                     "clinical_features",
                     "clinical_tokenizer",
                     "params:modeling",
+                    "params:atlas",
                 ],
                 outputs=[
                     "oof_predictions",
