@@ -33,6 +33,7 @@ def _catalog(tmp_path: Path) -> DataCatalog:
     catalog["image_tensors"] = synthetic_tensors(table["participant_id"].tolist())
     for key, value in _parameters().items():
         catalog[f"params:{key}"] = value
+    catalog["params:atlas"] = yaml.safe_load((CONF / "parameters.yml").read_text())["atlas"]
     return catalog
 
 
@@ -42,7 +43,7 @@ def test_pipeline_declares_its_contract() -> None:
         "clinical_validated",
         "image_tensors",
         "params:clinical_features",
-        "params:imaging_features",
+        "params:atlas",
         "params:cv",
     }
     assert pipeline.outputs() == {
@@ -70,7 +71,7 @@ def test_pipeline_runs_and_persists_every_output(tmp_path: Path) -> None:
 
     imaging = catalog.load("imaging_features")
     assert imaging["participant_id"].tolist() == table["participant_id"].tolist()
-    np.testing.assert_allclose(imaging["pet_ai_mesial_temporal"], 0.0, atol=1e-6)
+    np.testing.assert_allclose(imaging["pet_ai_hippocampus"], 0.0, atol=1e-6)
 
     folds = catalog.load("cv_folds")
     assert len(folds) == 15 and set(folds["fold"]) == set(range(5))

@@ -95,6 +95,7 @@ def _run(bundle: TinyBundle, oof: pd.DataFrame) -> dict:
         "params:modeling": MODELING,
         "params:preprocessing": bundle.params.model_dump(mode="json"),
         "params:registry": _yaml("parameters_registry.yml")["registry"],
+        "params:atlas": _yaml("parameters.yml")["atlas"],
     }
     for name, value in inputs.items():
         catalog[name] = MemoryDataset(value, copy_mode="assign")

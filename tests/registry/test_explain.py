@@ -94,7 +94,7 @@ def test_slices_go_through_the_temporal_lobes_on_an_mni_grid() -> None:
     affine = np.diag([4.0, 4.0, 4.0, 1.0])
     affine[:3, 3] = [-72.0, -64.0, -48.0]  # the default crop box origin
     z, y = temporal_slices(affine, (40, 32, 24))
-    assert -48 + 4 * z == pytest.approx(-18, abs=4)  # mesial temporal z centre
+    assert -48 + 4 * z == pytest.approx(-11, abs=4)  # left hippocampus centroid (AAL2)
     assert -64 + 4 * y == pytest.approx(-21, abs=4)
     assert temporal_slices(np.eye(4), (4, 4, 4)) == (2, 2)  # outside the grid: middle slices
 

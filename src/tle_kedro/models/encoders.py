@@ -33,6 +33,9 @@ class ResNetEncoder(nn.Module):
         channels_last: run in ``torch.channels_last_3d`` memory format.
         asymmetry_channel: feed a second input channel, the left-right difference
             ``x - mirror(x)`` (see :func:`with_asymmetry`).
+        last_stage_stride: 2 (ResNet-18) or 1: the last stage keeps the third stage's
+            resolution, giving a finer token grid (3 x 2 x 2 = 12 tokens instead of 2 x 1 x 1
+            on the CPU default crop) for the Transformer to attend over.
     """
 
     def __init__(
@@ -44,8 +47,11 @@ class ResNetEncoder(nn.Module):
         no_max_pool: bool = False,
         channels_last: bool = True,
         asymmetry_channel: bool = False,
+        last_stage_stride: int = 2,
     ) -> None:
         super().__init__()
+        if last_stage_stride not in (1, 2):
+            raise ValueError(f"last_stage_stride must be 1 or 2, got {last_stage_stride}")
         if len(widths) != 4 or len(layers) != 4:
             raise ValueError(f"widths and layers need 4 stages, got {widths} and {layers}")
         self.net = ResNet(
@@ -59,6 +65,12 @@ class ResNetEncoder(nn.Module):
             no_max_pool=no_max_pool,
             feed_forward=False,
         )
+        if last_stage_stride == 1:  # the stage's first block and its shortcut stop halving
+            first = self.net.layer4[0]
+            first.conv1.stride = (1, 1, 1)
+            if first.downsample is not None:
+                first.downsample[0].stride = (1, 1, 1)
+        self.last_stage_stride = last_stage_stride
         self.out_channels = int(widths[-1])
         self.conv1_stride = conv1_stride
         self.conv1_kernel = conv1_kernel
@@ -75,8 +87,8 @@ class ResNetEncoder(nn.Module):
             n = _conv_out(n, self.conv1_kernel, self.conv1_stride, self.conv1_kernel // 2)
             if not self.no_max_pool:
                 n = _conv_out(n, 3, 2, 1)
-            for _ in range(3):  # stages 2-4 halve the grid with a 3x3x3 stride-2 conv
-                n = _conv_out(n, 3, 2, 1)
+            for _ in range(3 if getattr(self, "last_stage_stride", 2) == 2 else 2):
+                n = _conv_out(n, 3, 2, 1)  # stages 2-4 halve the grid (3x3x3 stride-2 conv)
             out.append(n)
         return out[0], out[1], out[2]
 

@@ -57,6 +57,8 @@ class ModelConfig(BaseModel):
         grid_affine: (4, 4) voxel → MNI mm of the image grid, set from the image tensors
             (places the region masks); None = the default crop box on ``grid_shape``.
         atlas: the atlas regions of the region measures (``params:atlas``).
+        last_stage_stride: 1 keeps the last ResNet stage at the third stage's resolution
+            (a finer token grid for attention; ``models.encoders.ResNetEncoder``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -86,6 +88,7 @@ class ModelConfig(BaseModel):
     region_linear: bool = False
     grid_affine: tuple[tuple[float, float, float, float], ...] | None = None
     atlas: AtlasConfig = DEFAULT_ATLAS
+    last_stage_stride: Literal[1, 2] = 2
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -117,6 +120,7 @@ class ModelConfig(BaseModel):
             "no_max_pool": self.no_max_pool,
             "channels_last": self.channels_last,
             "asymmetry_channel": self.asymmetry_channel,
+            "last_stage_stride": self.last_stage_stride,
         }
 
     @classmethod
