@@ -97,3 +97,23 @@ def test_no_cohort_done_gives_an_empty_table_with_the_columns(tmp_path):
     empty = collect([Cohort(1, "design", Path("x"))], tmp_path)
     assert empty.empty and "ratio" in empty.columns
     assert summarise(empty).empty
+
+
+def test_write_report_writes_every_file_for_the_configured_cohorts(tmp_path):
+    from tests.confirmation.test_config import _config
+    from tle_kedro.confirmation.__main__ import write_report
+    from tle_kedro.confirmation.config import plan_cohorts
+
+    config = _config(output_root="out", report_dir="out/reports")
+    for cohort, c in zip(plan_cohorts(config, "confirmation"), (0.7, 0.72, 0.74), strict=True):
+        write(tmp_path, cohort, comparison((c, 0.6, 0.65)))
+        (tmp_path / cohort.timings).write_text(
+            f"cohort_seed,cohort_kind,step,seconds,skipped\n{cohort.seed},confirmation,compare,9.5,False\n"
+        )
+    table = write_report(config, tmp_path)
+    assert len(table) == 9
+    out = tmp_path / "out/reports"
+    for name in ("confirmation.csv", "confirmation_summary.csv", "confirmation_summary.md"):
+        assert (out / name).stat().st_size > 100
+    assert (out / "confirmation_forest.png").stat().st_size > 10_000
+    assert len(pd.read_csv(out / "confirmation_timings.csv")) == 3

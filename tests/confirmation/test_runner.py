@@ -62,6 +62,8 @@ def test_a_cohort_is_generated_then_compared_with_its_own_root(tmp_path, fake):
     assert params["demo_cohort"] == {"seed": 5, "n_patients": 180, **SHIFT}
     assert fake.runs[0]["env"] == "smoke"
     assert [(t.step, t.skipped) for t in timings] == [("generate", False), ("compare", False)]
+    recorded = (tmp_path / cohort.timings).read_text().splitlines()
+    assert recorded[0] == "cohort_seed,cohort_kind,step,seconds,skipped" and len(recorded) == 3
 
 
 def test_a_done_cohort_is_skipped_and_force_reruns_it(tmp_path, fake):

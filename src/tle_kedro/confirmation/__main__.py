@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
 from tle_kedro.confirmation.config import ConfirmationConfig, plan_cohorts
-from tle_kedro.confirmation.report import collect, summarise, to_report_markdown
-from tle_kedro.confirmation.runner import CohortRunner, StepTiming, load_parameters
+from tle_kedro.confirmation.report import (
+    collect,
+    collect_timings,
+    summarise,
+    to_report_markdown,
+)
+from tle_kedro.confirmation.runner import CohortRunner, load_parameters
 from tle_kedro.evaluation.plots import confirmation_forest_plot
 
 logger = logging.getLogger("tle_kedro.confirmation")
@@ -43,17 +47,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def write_report(
-    config: ConfirmationConfig, project_dir: Path, timings: list[StepTiming] | None = None
-) -> pd.DataFrame:
+def write_report(config: ConfirmationConfig, project_dir: Path) -> pd.DataFrame:
     """Collect every configured cohort that has a comparison table and write the reports."""
     cohorts = plan_cohorts(config, "design") + plan_cohorts(config, "confirmation")
     table = collect(cohorts, project_dir)
     out = project_dir / config.report_dir
     out.mkdir(parents=True, exist_ok=True)
-    if timings:
-        frame = pd.DataFrame([asdict(t) for t in timings])
-        frame.to_csv(out / "confirmation_timings.csv", index=False)
+    collect_timings(cohorts, project_dir).to_csv(out / "confirmation_timings.csv", index=False)
     if table.empty:
         logger.warning("no cohort has a comparison table yet: nothing to report")
         return table
@@ -76,19 +76,18 @@ def main(argv: list[str] | None = None) -> None:
     if "confirmation" not in parameters:
         raise SystemExit("no `confirmation:` parameters (conf/base/parameters_confirmation.yml)")
     config = ConfirmationConfig(**parameters["confirmation"])
-    timings = None
     if args.what != "report":
         cohorts = plan_cohorts(config, args.what, tuple(args.seeds) if args.seeds else None)
         runner = CohortRunner(config, parameters, project_dir, env=args.env, force=args.force)
         start = time.perf_counter()
-        timings = runner.run(cohorts)
+        runner.run(cohorts)
         logger.info(
             "%d %s cohort(s) in %.1f min",
             len(cohorts),
             args.what,
             (time.perf_counter() - start) / 60,
         )
-    write_report(config, project_dir, timings)
+    write_report(config, project_dir)
 
 
 if __name__ == "__main__":

@@ -82,6 +82,10 @@ class Cohort:
     def comparison_table(self) -> Path:
         return self.root / "08_reporting" / "comparison_table.csv"
 
+    @property
+    def timings(self) -> Path:
+        return self.root / "timings.csv"
+
 
 def plan_cohorts(
     config: ConfirmationConfig, kind: Kind, seeds: tuple[int, ...] | None = None

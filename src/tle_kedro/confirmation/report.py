@@ -80,6 +80,14 @@ def collect(cohorts: Iterable[Cohort], base: Path = Path()) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def collect_timings(cohorts: Iterable[Cohort], base: Path = Path()) -> pd.DataFrame:
+    """Every cohort's step timings (``timings.csv`` next to the cohort), where recorded."""
+    frames = [pd.read_csv(base / c.timings) for c in cohorts if (base / c.timings).exists()]
+    if not frames:
+        return pd.DataFrame(columns=["cohort_seed", "cohort_kind", "step", "seconds", "skipped"])
+    return pd.concat(frames, ignore_index=True)
+
+
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
     """Per cohort kind and model: median (min, max) C over cohorts, median ratio to the
     oracle, how often the model had the highest C of its cohort, and in how many cohorts the

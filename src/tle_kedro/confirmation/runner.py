@@ -19,10 +19,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from tle_kedro.confirmation.config import (
@@ -150,6 +151,9 @@ class CohortRunner:
             timings.append(StepTiming(cohort.seed, cohort.kind, "generate", seconds, False))
         seconds = self._kedro_run(root, "compare", list(self.config.pipelines), params)
         timings.append(StepTiming(cohort.seed, cohort.kind, "compare", seconds, False))
+        # kept with the cohort, so the report gives every cohort's cost after a resume too
+        frame = pd.DataFrame([asdict(t) for t in timings])
+        frame.to_csv(self.project_dir / cohort.timings, index=False)
         return timings
 
     def _kedro_run(
