@@ -94,11 +94,14 @@ def test_design_cohorts_are_never_shifted(tmp_path, fake):
 
 
 def test_no_shift_in_the_parameters_is_said_and_the_cohort_is_unshifted(tmp_path, fake, caplog):
+    runner = _runner(tmp_path, parameters={"demo_cohort": {"seed": 1}})
     with caplog.at_level(logging.WARNING):
-        runner = _runner(tmp_path, parameters={"demo_cohort": {"seed": 1}})
+        runner.run([Cohort(4, "design", Path("d/4"))])
+    assert "WITHOUT a shift" not in caplog.text  # design cohorts are never shifted anyway
+    with caplog.at_level(logging.WARNING):
+        runner.run([Cohort(5, "confirmation", Path("c/5"))])
     assert "WITHOUT a shift" in caplog.text
-    runner.run([Cohort(5, "confirmation", Path("c/5"))])
-    assert fake.runs[0]["params"]["demo_cohort"] == {"seed": 5, "n_patients": 180}
+    assert fake.runs[2]["params"]["demo_cohort"] == {"seed": 5, "n_patients": 180}
 
 
 def test_a_generator_with_a_shifted_switch_gets_it_set(tmp_path, fake):

@@ -66,25 +66,13 @@ def load_parameters(project_dir: Path, env: str | None) -> dict[str, Any]:
     return dict(loader["parameters"])
 
 
-def shift_override(parameters: Mapping[str, Any]) -> dict[str, Any] | None:
-    """``demo_cohort_shift`` if the generator provides one, else None (with a warning)."""
-    shift = parameters.get("demo_cohort_shift")
-    if not shift:
-        logger.warning(
-            "confirmation.shift is true but the parameters have no `demo_cohort_shift` "
-            "(the generator's override set for confirmation cohorts): confirmation cohorts are "
-            "generated WITHOUT a shift, from the design configuration with fresh seeds."
-        )
-        return None
-    return dict(shift)
-
-
 class CohortRunner:
     """Generates and evaluates cohorts in ``project_dir`` with ``python -m kedro run``.
 
     Args:
         config: the validated ``confirmation:`` parameters.
-        parameters: the project's merged parameters (for ``demo_cohort_shift``).
+        parameters: the project's merged parameters (``demo_cohort`` and, when the generator
+            has one, ``demo_cohort_shift``).
         project_dir: the Kedro project root (every relative path is relative to it).
         env: Kedro environment passed to every run (e.g. ``smoke``), or None.
         force: rerun cohorts whose comparison table exists, and regenerate cohorts.
@@ -105,11 +93,17 @@ class CohortRunner:
         demo = parameters.get("demo_cohort") or {}
         config.check_against_demo_seed(demo.get("seed"))
         self._has_switch = "shifted" in demo
-        needs_shift = config.shift and config.confirmation_seeds
-        self._shift = shift_override(parameters) if needs_shift else None
+        self._shift = dict(parameters.get("demo_cohort_shift") or {}) or None
 
     def run(self, cohorts: Sequence[Cohort]) -> list[StepTiming]:
         """Generate and evaluate every cohort in turn; per-step timings, skipped ones too."""
+        confirming = any(c.kind == "confirmation" for c in cohorts)
+        if confirming and self.config.shift and self._shift is None:
+            logger.warning(
+                "confirmation.shift is true but the parameters have no `demo_cohort_shift` "
+                "(the generator's override set for confirmation cohorts): confirmation cohorts "
+                "are generated WITHOUT a shift, from the design configuration with fresh seeds."
+            )
         timings: list[StepTiming] = []
         start = time.perf_counter()
         for i, cohort in enumerate(cohorts, 1):
