@@ -13,7 +13,7 @@ HOST ?= 127.0.0.1
 UI_PORT ?= 5000
 VIZ_PORT ?= 4141
 
-.PHONY: setup run demo test lint bench viz viz-build ui clean-data screenshots
+.PHONY: setup run demo test lint bench viz viz-build ui clean-data screenshots design confirm confirm-report
 
 setup: $(STAMP)
 
@@ -48,6 +48,21 @@ screenshots: setup
 
 bench: setup
 	$(BIN)/python benchmarks/run_benchmarks.py
+
+# The comparison on fresh synthetic cohorts (docs/confirmation.md): `design` on the design
+# seeds, `confirm` on the confirmation seeds (never used to choose anything), each resumable;
+# both rewrite data/08_reporting/confirmation*.  ENV=smoke: 16-patient cohorts under data/smoke.
+# FORCE=1 reruns cohorts that are done; SEEDS="1 2" runs a subset of the configured seeds.
+CONFIRM_ARGS = $(if $(ENV),--env=$(ENV)) $(if $(FORCE),--force) $(if $(SEEDS),--seeds $(SEEDS))
+
+design: setup
+	$(BIN)/python -m tle_kedro.confirmation design $(CONFIRM_ARGS)
+
+confirm: setup
+	$(BIN)/python -m tle_kedro.confirmation confirmation $(CONFIRM_ARGS)
+
+confirm-report: setup
+	$(BIN)/python -m tle_kedro.confirmation report $(if $(ENV),--env=$(ENV))
 
 viz: setup
 	$(BIN)/kedro viz run --host $(HOST) --port $(VIZ_PORT) --no-browser

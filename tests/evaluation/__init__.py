@@ -57,10 +57,16 @@ def make_oof(
     noise: tuple[float, ...] = (0.8, 0.4, 2.0),
     repeats: int = 2,
     seed: int = 1,
+    n_splits: int = 5,
 ) -> pd.DataFrame:
-    """Long out-of-fold table: risk = true log-hazard + model noise, surv_t from the Weibull."""
+    """Long out-of-fold table: risk = true log-hazard + model noise, surv_t from the Weibull.
+
+    Every model is tested on the same folds (``n_splits`` balanced folds per repeat), as the
+    modeling pipeline does with ``cv_folds``.
+    """
     rng = np.random.default_rng(seed)
     lh = truth["true_log_hazard"].to_numpy()
+    folds = [rng.permutation(np.arange(lh.size) % n_splits) for _ in range(repeats)]
     frames = []
     for model, sd in zip(models, noise, strict=True):
         for r in range(repeats):
@@ -70,7 +76,7 @@ def make_oof(
                     "participant_id": truth["participant_id"],
                     "model": model,
                     "repeat": r,
-                    "fold": rng.integers(0, 5, lh.size),
+                    "fold": folds[r],
                     "risk": risk,
                 }
             )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
@@ -76,3 +77,41 @@ def test_clinical_baseline_figure_has_a_panel_per_variable(result, tmp_path):
     assert units["sex"] == "% of group"
     assert all(" (p = " in ax.get_title() for ax in visible)
     assert np.isclose(sum(p.get_height() for p in visible[5].patches[::1]), 200.0)
+
+
+def test_confirmation_forest_has_one_panel_per_cohort_with_oracle_lines(tmp_path):
+    rows = []
+    for kind, seed, oracle in (
+        ("design", 1, 0.8),
+        ("confirmation", 2, 0.85),
+        ("confirmation", 3, 0.9),
+    ):
+        for model, c in (
+            ("cox_clinical", 0.6),
+            ("transeprelap", 0.75),
+            ("cox_region_measures", 0.7),
+        ):
+            rows.append(
+                dict(
+                    cohort_seed=seed,
+                    cohort_kind=kind,
+                    model=model,
+                    harrell_c=c,
+                    lower=c - 0.05,
+                    upper=c + 0.05,
+                    oracle_c=oracle,
+                )
+            )
+    fig = plots.confirmation_forest_plot(pd.DataFrame(rows))
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 3
+    assert [ax.get_title().splitlines()[0] for ax in visible] == [
+        "design cohort 1",
+        "confirmation cohort 2",
+        "confirmation cohort 3",
+    ]
+    ticks = {t.get_position()[1]: t.get_text() for t in visible[0].get_yticklabels()}
+    assert ticks[max(ticks)] == "transeprelap"  # the highlighted model on top of every panel
+    oracle_lines = [ln for ln in visible[2].get_lines() if ln.get_linestyle() == "--"]
+    assert oracle_lines and oracle_lines[0].get_xdata()[0] == pytest.approx(0.9)
+    _check(fig, tmp_path, "Harrell", "")

@@ -22,7 +22,9 @@ CONF = Path(__file__).resolve().parents[2] / "conf" / "base"
 
 def _catalog(tmp_path: Path, cohort: Path) -> DataCatalog:
     """The real data_processing catalog under ``tmp_path``, reading ``cohort``."""
-    config = yaml.safe_load((CONF / "catalog_data_processing.yml").read_text())
+    # the default data root, as Kedro resolves it without --params=data_root=...
+    text = (CONF / "catalog_data_processing.yml").read_text()
+    config = yaml.safe_load(text.replace("${runtime_params:data_root,data}", "data"))
     for entry in config.values():
         key = "filepath" if "filepath" in entry else "path"
         entry[key] = str(tmp_path / entry[key])

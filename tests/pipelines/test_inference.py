@@ -49,7 +49,9 @@ def new_patients(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _catalog(tmp_path: Path, cohort: Path, model: object) -> DataCatalog:
     """The real inference catalog entries, paths under ``tmp_path``, the model in memory."""
-    config = yaml.safe_load((CONF / "catalog_inference.yml").read_text())
+    # the default data root, as Kedro resolves it without --params=data_root=...
+    text = (CONF / "catalog_inference.yml").read_text()
+    config = yaml.safe_load(text.replace("${runtime_params:data_root,data}", "data"))
     config.pop("inference_model")
     config["inference_cohort"]["path"] = str(cohort)
     for entry in config.values():

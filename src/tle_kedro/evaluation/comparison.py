@@ -3,6 +3,11 @@
 :func:`evaluate_models` does the work once and returns everything the reporting needs
 (table, long table of intervals, calibration groups, aligned data); :func:`comparison_table`
 is the one-call version. Ground truth (synthetic cohorts) is used only for the oracle C.
+
+Rows are whatever models the out-of-fold predictions hold (the reference first): no model
+name is known here. Harrell's and Uno's C are the mean over repeats of each repeat's pooled
+out-of-fold C, and so is every bootstrap resample of them (``repeats.py`` says why); the
+other metrics score the predictions averaged over repeats.
 """
 
 from __future__ import annotations
@@ -26,6 +31,11 @@ from tle_kedro.evaluation.metrics import (
     prepare_eval_data,
     safe_metric,
 )
+from tle_kedro.evaluation.repeats import (
+    RepeatedPredictions,
+    align_repeats,
+    nadeau_bengio_deltas,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +54,9 @@ COMPARISON_COLUMNS = (
     "delta_c_vs_transeprelap",
     "delta_lo",
     "delta_hi",
+    "delta_nb",
+    "delta_nb_lo",
+    "delta_nb_hi",
 )
 INTERVAL_COLUMNS = ("model", "metric", "estimate", "lo", "hi", "n_valid", "n_skipped")
 
@@ -57,7 +70,8 @@ class EvaluationResult:
         comparison: one row per model, :data:`COMPARISON_COLUMNS` (+ oracle_c, gap_to_oracle).
         intervals: long table :data:`INTERVAL_COLUMNS`, one row per model × metric.
         calibration: model → calibration groups at ``calibration_time``.
-        harrell_samples: (M, B) bootstrap Harrell C, rows in ``data.models`` order.
+        harrell_samples: (M, B) bootstrap Harrell C (each the mean over repeats), rows in
+            ``data.models`` order.
     """
 
     data: EvalData
@@ -120,19 +134,42 @@ def _secondary_samples(
     return out
 
 
+def _repeat_mean_c(
+    data: EvalData, preds: RepeatedPredictions, counts: np.ndarray, tau: float
+) -> dict[str, np.ndarray]:
+    """(M, B) Harrell and Uno C on every resample, each the mean over repeats of the C of
+    that repeat's risks (the M × R risk rows go through the kernel in one call)."""
+    m, r, n = preds.risk.shape
+    flat = preds.risk.reshape(m * r, n)
+    return {
+        "harrell_c": bs.harrell_c_bootstrap(data.time, data.event, flat, counts)
+        .reshape(m, r, -1)
+        .mean(axis=1),
+        "uno_c": bs.uno_c_bootstrap(data.time, data.event, flat, counts, tau)
+        .reshape(m, r, -1)
+        .mean(axis=1),
+    }
+
+
 def _delta_columns(
-    data: EvalData, harrell: pd.Series, samples: np.ndarray, reference: str, level: float
+    data: EvalData,
+    preds: RepeatedPredictions,
+    harrell: pd.Series,
+    samples: np.ndarray,
+    reference: str,
+    level: float,
 ) -> pd.DataFrame:
-    cols = ["delta_c_vs_transeprelap", "delta_lo", "delta_hi"]
+    cols = list(COMPARISON_COLUMNS[11:])
     if reference not in data.models:
         logger.warning("reference model %r absent: no paired Δ C", reference)
         return pd.DataFrame(np.nan, index=list(data.models), columns=cols)
     ref = data.models.index(reference)
+    nb = nadeau_bengio_deltas(data.time, data.event, preds, ref, level)
     rows = []
     for m, name in enumerate(data.models):
         est = harrell[reference] - harrell[name]
         iv = bs.paired_difference(samples[ref], samples[m], est, level)
-        rows.append((iv.estimate, iv.lo, iv.hi))
+        rows.append((iv.estimate, iv.lo, iv.hi, nb[m].estimate, nb[m].lo, nb[m].hi))
     return pd.DataFrame(rows, index=list(data.models), columns=cols)
 
 
@@ -154,19 +191,21 @@ def evaluate_models(
 ) -> EvaluationResult:
     """Compute the comparison table, all intervals and calibration groups.
 
-    Harrell and Uno C (and the paired Δ Harrell C vs ``reference_model``) use ``n_boot``
-    resamples of the vectorised kernel; AUC(t) and IBS loop sksurv over the first
+    Harrell and Uno C (and the paired Δ Harrell C vs ``reference_model``) are means over
+    repeats, with ``n_boot`` resamples of the vectorised kernel (each resample averages over
+    repeats too); the paired Δ C also gets the Nadeau–Bengio corrected t interval over
+    (repeat, fold) (``delta_nb*``). AUC(t) and IBS loop sksurv over the first
     ``n_boot_secondary`` of the same resamples (0 = no intervals for them); ICI is a point
     estimate only (one Cox fit per resample would be too slow). All models share resamples.
     """
     data = prepare_eval_data(oof, clinical, reference_model)
+    preds = align_repeats(oof, data)
     points = point_metrics(data, tau, auc_times, ibs_range)
-    indices = bs.resample_indices(len(data.time), n_boot, seed)
-    counts = bs.resample_counts(indices, len(data.time))
-    samples = {
-        "harrell_c": bs.harrell_c_bootstrap(data.time, data.event, data.risk, counts),
-        "uno_c": bs.uno_c_bootstrap(data.time, data.event, data.risk, counts, tau),
-    }
+    n = len(data.time)
+    for metric, c in _repeat_mean_c(data, preds, np.ones((1, n)), tau).items():
+        points[metric] = c[:, 0]
+    indices = bs.resample_indices(n, n_boot, seed)
+    samples = _repeat_mean_c(data, preds, bs.resample_counts(indices, n), tau)
     if n_boot_secondary > 0:
         grid = ibs_grid(data.surv_times, ibs_range)
         samples |= _secondary_samples(data, indices[:n_boot_secondary], auc_times, grid)
@@ -183,9 +222,10 @@ def evaluate_models(
         )
         ici[name] = integrated_calibration_index(p, data.time, data.event, calibration_time)
     ici_series = pd.Series(ici, name=ici_name)
-    table = _assemble(
-        data, points, intervals, ici_series, samples["harrell_c"], level, reference_model
+    deltas = _delta_columns(
+        data, preds, points["harrell_c"], samples["harrell_c"], reference_model, level
     )
+    table = _assemble(data, points, intervals, ici_series, deltas)
     if ground_truth is not None:
         table["oracle_c"] = oracle_c(ground_truth, data)
         table["gap_to_oracle"] = table["oracle_c"] - table["harrell_c"]
@@ -197,9 +237,7 @@ def _assemble(
     points: pd.DataFrame,
     intervals: pd.DataFrame,
     ici: pd.Series,
-    harrell_samples: np.ndarray,
-    level: float,
-    reference_model: str,
+    deltas: pd.DataFrame,
 ) -> pd.DataFrame:
     wide = intervals.pivot(index="model", columns="metric", values=["lo", "hi"])
     table = points.copy()
@@ -207,7 +245,6 @@ def _assemble(
         table[f"{metric}_lo"] = wide[("lo", metric)]
         table[f"{metric}_hi"] = wide[("hi", metric)]
     table[str(ici.name)] = ici
-    deltas = _delta_columns(data, points["harrell_c"], harrell_samples, reference_model, level)
     table = table.join(deltas).loc[list(data.models)].reset_index()
     auc_cols = [c for c in points.columns if c.startswith("auc_")]
     order = [*COMPARISON_COLUMNS[:7], *auc_cols, "ibs", str(ici.name), *COMPARISON_COLUMNS[11:]]

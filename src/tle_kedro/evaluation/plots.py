@@ -209,3 +209,69 @@ def clinical_baseline_figure(
         f"(n = {int(rec.sum())})"
     )
     return fig
+
+
+def confirmation_forest_plot(
+    table: pd.DataFrame, highlight: str = "transeprelap", ncols: int = 3
+) -> Figure:
+    """One panel per cohort: each model's Harrell C with its 95 % interval, the cohort's
+    oracle C as a dashed line, ``highlight`` in red; the same model order and x range in
+    every panel so panels compare at a glance.
+
+    Args:
+        table: the confirmation table (``cohort_seed, cohort_kind, model, harrell_c, lower,
+            upper, oracle_c``), one row per cohort × model.
+    """
+    cohorts = list(dict.fromkeys(zip(table["cohort_kind"], table["cohort_seed"], strict=True)))
+    if not cohorts:
+        raise ValueError("confirmation table is empty: run at least one cohort first")
+    models = list(dict.fromkeys(table["model"]))
+    models = [highlight, *(m for m in models if m != highlight)] if highlight in models else models
+    lo_x = min(0.45, float(table["lower"].min()) - 0.02)
+    hi_x = max(float(table["upper"].max()), float(table["oracle_c"].max(skipna=True) or 0)) + 0.02
+    ncols = min(ncols, len(cohorts))
+    nrows = int(np.ceil(len(cohorts) / ncols))
+    fig = Figure(
+        figsize=(4.2 * ncols + 1.2, (0.32 * len(models) + 1.1) * nrows + 0.5), layout="constrained"
+    )
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
+    y = np.arange(len(models))[::-1]
+    for ax, (kind, seed) in zip(axes.ravel(), cohorts, strict=False):
+        part = table[(table["cohort_kind"] == kind) & (table["cohort_seed"] == seed)]
+        part = part.set_index("model").reindex(models)
+        est = part["harrell_c"].to_numpy(float)
+        err = np.vstack([est - part["lower"], part["upper"] - est])
+        colors = ["tab:red" if m == highlight else "black" for m in models]
+        for yi, e, er, c in zip(y, est, err.T, colors, strict=True):
+            ax.errorbar(e, yi, xerr=er[:, None], fmt="o", color=c, ecolor=c, capsize=2, ms=4)
+            if np.isfinite(e):  # in the right margin: never over an interval
+                ax.text(
+                    1.02,
+                    yi,
+                    f"{e:.3f}",
+                    transform=ax.get_yaxis_transform(),
+                    ha="left",
+                    va="center",
+                    fontsize="x-small",
+                    color=c,
+                    clip_on=False,
+                )
+        oracle = (
+            float(part["oracle_c"].dropna().iloc[0]) if part["oracle_c"].notna().any() else None
+        )
+        if oracle is not None:
+            ax.axvline(oracle, color="tab:green", linestyle="--", label="oracle C")
+        ax.axvline(0.5, color="0.6", linestyle=":", label="chance")
+        title = f"{kind} cohort {seed}" + (f"\noracle C = {oracle:.3f}" if oracle else "")
+        ax.set_title(title, fontsize="medium")
+        ax.set_xlim(lo_x, hi_x)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_xlabel("Harrell's C (95 % bootstrap CI)")
+        ax.label_outer()
+    axes[0, 0].set_yticks(y, models, fontsize="small")
+    for ax in axes.ravel()[len(cohorts) :]:
+        ax.set_visible(False)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize="small")
+    fig.suptitle("Pooled out-of-fold Harrell's C per cohort (unitless, 0.5 = chance)")
+    return fig

@@ -1,0 +1,160 @@
+"""Typed ``confirmation:`` parameters and the per-cohort run parameters derived from them."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Kind = Literal["design", "confirmation"]
+# Pipelines that register, promote or apply a model: never on a design/confirmation cohort.
+FORBIDDEN_PIPELINES = frozenset({"final_model", "inference", "__default__"})
+
+
+class ConfirmationConfig(BaseModel):
+    """``confirmation:`` in parameters_confirmation.yml (no defaults here: the YAML is the
+    one source)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    design_seeds: tuple[int, ...] = Field(min_length=1)
+    confirmation_seeds: tuple[int, ...] = Field(min_length=1)
+    n_patients: int = Field(ge=8)
+    shift: bool
+    pipelines: tuple[str, ...] = Field(min_length=1)
+    generator_pipeline: str
+    output_root: str
+    report_dir: str
+    mlflow_experiment: str
+    reference_model: str
+    target_ratio: float = Field(gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _seeds_apart_and_no_registry(self) -> ConfirmationConfig:
+        shared = sorted(set(self.design_seeds) & set(self.confirmation_seeds))
+        if shared:
+            raise ValueError(
+                f"confirmation: seeds {shared} are both design and confirmation seeds; a "
+                "confirmation cohort must never have been used for design: pick fresh seeds"
+            )
+        for name, seeds in (
+            ("design", self.design_seeds),
+            ("confirmation", self.confirmation_seeds),
+        ):
+            if len(set(seeds)) != len(seeds):
+                raise ValueError(f"confirmation: {name}_seeds repeats a seed: {list(seeds)}")
+        bad = sorted(set(self.pipelines) & FORBIDDEN_PIPELINES)
+        if bad:
+            raise ValueError(
+                f"confirmation.pipelines: {bad} must not run on a design/confirmation cohort "
+                "(the registry never sees one); list data_processing ... evaluation only"
+            )
+        return self
+
+    def seeds(self, kind: Kind) -> tuple[int, ...]:
+        return self.design_seeds if kind == "design" else self.confirmation_seeds
+
+    def check_against_demo_seed(self, demo_seed: int | None) -> None:
+        """Raise ValueError if a confirmation seed is the embedded demo cohort's seed."""
+        if demo_seed is not None and demo_seed in self.confirmation_seeds:
+            raise ValueError(
+                f"confirmation: seed {demo_seed} is demo_cohort.seed, the cohort every default "
+                "was chosen on; it cannot confirm anything. Remove it from confirmation_seeds."
+            )
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """One design or confirmation cohort and where its artefacts live."""
+
+    seed: int
+    kind: Kind
+    root: Path  # data_root of its runs; the cohort itself in root / 01_raw / cohort
+
+    @property
+    def cohort_dir(self) -> Path:
+        return self.root / "01_raw" / "cohort"
+
+    @property
+    def comparison_table(self) -> Path:
+        return self.root / "08_reporting" / "comparison_table.csv"
+
+    @property
+    def timings(self) -> Path:
+        return self.root / "timings.csv"
+
+
+def plan_cohorts(
+    config: ConfirmationConfig, kind: Kind, seeds: tuple[int, ...] | None = None
+) -> list[Cohort]:
+    """The cohorts of ``kind`` (all configured seeds, or the given subset of them)."""
+    configured = config.seeds(kind)
+    chosen = configured if seeds is None else seeds
+    unknown = sorted(set(chosen) - set(configured))
+    if unknown:
+        raise ValueError(
+            f"seeds {unknown} are not {kind} seeds in parameters_confirmation.yml "
+            f"({list(configured)}); add them there first, so every cohort is on record"
+        )
+    root = Path(config.output_root) / kind
+    return [Cohort(seed, kind, root / str(seed)) for seed in chosen]
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` merged into a copy of ``base`` key by key; lists are replaced whole."""
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def demo_cohort_override(
+    cohort: Cohort,
+    config: ConfirmationConfig,
+    shift: Mapping[str, Any] | None,
+    generator_has_switch: bool,
+) -> dict[str, Any]:
+    """The ``demo_cohort`` runtime parameters of ``cohort``: seed, size and, for a
+    confirmation cohort with ``shift: true``, the shift override set merged in.
+
+    Args:
+        shift: ``demo_cohort_shift`` from the parameters (None or empty = not provided).
+        generator_has_switch: the generator declares ``demo_cohort.shifted``; it is then set
+            too, so the cohort records that it is shifted.
+    Raises:
+        ValueError: the shift sets ``seed`` or ``n_patients`` (the runner chooses those).
+    """
+    override: dict[str, Any] = {"seed": cohort.seed, "n_patients": config.n_patients}
+    if cohort.kind != "confirmation" or not config.shift or not shift:
+        return override
+    if "seed" in shift or "n_patients" in shift:
+        raise ValueError(
+            "demo_cohort_shift must not set seed or n_patients: the confirmation runner "
+            "chooses them (parameters_confirmation.yml)"
+        )
+    merged = deep_merge(shift, override)
+    if generator_has_switch:
+        merged["shifted"] = True
+    return merged
+
+
+def runtime_params(
+    cohort: Cohort, config: ConfirmationConfig, demo_cohort: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Everything a ``kedro run`` on ``cohort`` overrides, so that none of its artefacts (data
+    layers, preprocessing cache, Optuna studies, MLflow experiment) touches the main run's."""
+    root = cohort.root.as_posix()
+    return {
+        "cohort_dir": cohort.cohort_dir.as_posix(),
+        "data_root": root,
+        "mlflow_experiment": config.mlflow_experiment.format(kind=cohort.kind),
+        "demo_cohort": dict(demo_cohort),
+        "preprocessing": {"cache_dir": f"{root}/03_primary/preprocess_cache"},
+        "modeling": {"tuning": {"storage": f"sqlite:///{root}/06_models/optuna.db"}},
+    }

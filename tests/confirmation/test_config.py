@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tle_kedro.confirmation.config import (
+    Cohort,
+    ConfirmationConfig,
+    deep_merge,
+    demo_cohort_override,
+    plan_cohorts,
+    runtime_params,
+)
+
+BASE = Path(__file__).parents[2] / "conf/base/parameters_confirmation.yml"
+
+
+def _config(**changes) -> ConfirmationConfig:
+    raw = yaml.safe_load(BASE.read_text())["confirmation"]
+    return ConfirmationConfig(**{**raw, **changes})
+
+
+def test_the_shipped_configuration_is_valid_and_keeps_the_seed_lists_apart():
+    config = _config()
+    assert len(config.confirmation_seeds) >= 3
+    assert not set(config.design_seeds) & set(config.confirmation_seeds)
+    assert "final_model" not in config.pipelines
+
+
+def test_a_seed_in_both_lists_is_rejected_by_name():
+    with pytest.raises(ValueError, match=r"\[11\].*both design and confirmation"):
+        _config(design_seeds=[11, 12], confirmation_seeds=[11, 13])
+
+
+def test_the_demo_cohort_seed_cannot_be_a_confirmation_seed():
+    config = _config(design_seeds=[1], confirmation_seeds=[20261125, 5])
+    with pytest.raises(ValueError, match="demo_cohort.seed"):
+        config.check_against_demo_seed(20261125)
+
+
+@pytest.mark.parametrize("pipeline", ["final_model", "inference", "__default__"])
+def test_pipelines_that_touch_the_registry_are_refused(pipeline):
+    with pytest.raises(ValueError, match="registry never sees"):
+        _config(pipelines=["data_processing", pipeline])
+
+
+def test_unknown_keys_are_errors():
+    with pytest.raises(ValueError, match="n_patient"):
+        _config(n_patient=10)
+
+
+def test_plan_puts_each_kind_under_its_own_folder_and_refuses_unlisted_seeds():
+    config = _config(output_root="data/x")
+    cohorts = plan_cohorts(config, "confirmation")
+    assert [c.seed for c in cohorts] == list(config.confirmation_seeds)
+    assert cohorts[0].root == Path("data/x/confirmation") / str(config.confirmation_seeds[0])
+    assert cohorts[0].comparison_table == cohorts[0].root / "08_reporting/comparison_table.csv"
+    with pytest.raises(ValueError, match="not design seeds"):
+        plan_cohorts(config, "design", (12345,))
+
+
+SHIFT = {"anatomy": {"t1_voxel_mm": [1.0, 1.0, 1.2], "rotation_deg_max": 12.0}}
+
+
+def test_shift_is_merged_into_confirmation_cohorts_only():
+    config = _config()
+    confirm = Cohort(1, "confirmation", Path("r"))
+    design = Cohort(2, "design", Path("r"))
+    override = demo_cohort_override(confirm, config, SHIFT, generator_has_switch=False)
+    assert override == {"seed": 1, "n_patients": config.n_patients, **SHIFT}
+    assert demo_cohort_override(design, config, SHIFT, False) == {
+        "seed": 2,
+        "n_patients": config.n_patients,
+    }
+    unshifted = demo_cohort_override(confirm, _config(shift=False), SHIFT, False)
+    assert "anatomy" not in unshifted
+    assert demo_cohort_override(confirm, config, SHIFT, True)["shifted"] is True
+
+
+def test_a_missing_shift_leaves_the_confirmation_cohort_unshifted():
+    override = demo_cohort_override(Cohort(1, "confirmation", Path("r")), _config(), None, False)
+    assert set(override) == {"seed", "n_patients"}
+
+
+def test_a_shift_that_sets_the_seed_is_refused():
+    with pytest.raises(ValueError, match="must not set seed"):
+        demo_cohort_override(Cohort(1, "confirmation", Path("r")), _config(), {"seed": 3}, False)
+
+
+def test_deep_merge_replaces_lists_whole_and_leaves_inputs_alone():
+    base = {"a": {"b": [1, 2, 3], "c": 1}, "d": 2}
+    merged = deep_merge(base, {"a": {"b": [9]}})
+    assert merged == {"a": {"b": [9], "c": 1}, "d": 2}
+    assert base["a"]["b"] == [1, 2, 3]
+
+
+def test_every_artefact_of_a_cohort_run_lives_under_its_root():
+    config = _config()
+    cohort = Cohort(7, "design", Path("data/design/7"))
+    params = runtime_params(cohort, config, {"seed": 7})
+    assert params["data_root"] == "data/design/7"
+    assert params["cohort_dir"] == "data/design/7/01_raw/cohort"
+    assert params["preprocessing"]["cache_dir"].startswith("data/design/7/")
+    assert params["modeling"]["tuning"]["storage"] == "sqlite:///data/design/7/06_models/optuna.db"
+    assert params["mlflow_experiment"] == "tle_kedro_design" != "tle_kedro"
