@@ -52,7 +52,7 @@ def test_every_model_has_out_of_fold_predictions_for_every_patient(smoke_run: Pa
         "surv_24",
     ]
     counts = oof.groupby("model")["participant_id"].nunique()
-    assert len(counts) == 9
+    assert len(counts) == 10
     assert (counts == oof["participant_id"].nunique()).all()
     assert oof[["surv_12", "surv_24"]].apply(lambda s: s.between(0, 1)).all().all()
     assert (oof["surv_24"] <= oof["surv_12"] + 1e-12).all()
