@@ -8,7 +8,7 @@ feature map before pooling and turn it into tokens.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import torch
 from monai.networks.nets import ResNet
@@ -66,7 +66,7 @@ class ResNetEncoder(nn.Module):
             feed_forward=False,
         )
         if last_stage_stride == 1:  # the stage's first block and its shortcut stop halving
-            first = self.net.layer4[0]
+            first: Any = self.net.layer4[0]
             first.conv1.stride = (1, 1, 1)
             if first.downsample is not None:
                 first.downsample[0].stride = (1, 1, 1)

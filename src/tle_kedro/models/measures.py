@@ -167,9 +167,15 @@ class StandardisedMeasures(nn.Module):
         self.names = self.measures.names
         self.norm = nn.BatchNorm1d(len(self.names), affine=False)
 
+    def freeze_statistics(self) -> None:
+        """Standardise with the running statistics as they are, in training too (a warm
+        start set them from the training patients: ``training.warm_start``)."""
+        self.frozen = True
+
     def standardise(self, measures: Tensor) -> Tensor:
         """measures: (B, F) → (B, F) standardised by the BatchNorm (training-fold statistics)."""
-        if self.training and measures.shape[0] < 2:  # BatchNorm needs 2 rows to train
+        frozen = getattr(self, "frozen", False)
+        if frozen or (self.training and measures.shape[0] < 2):  # BatchNorm needs 2 rows
             return nn.functional.batch_norm(
                 measures, self.norm.running_mean, self.norm.running_var, training=False
             )

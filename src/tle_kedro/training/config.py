@@ -32,6 +32,10 @@ class TrainConfig(_Strict):
     ``snapshots``: keep the best ``snapshots`` epochs of each network (by inner-validation
     score) instead of the best one, and let the network predict the mean of their log-risks
     (a checkpoint ensemble: variance reduction at the cost of inference only).
+    ``warm_start``: ``cox`` starts each network's linear term of the region measures at a
+    ridge Cox fit on its training patients (penalty from ``warm_start_penalizers`` by inner
+    CV), frozen, with a zero risk head: attention learns the residual
+    (``training.warm_start``). Models without a linear term ignore it.
     ``recalibrate``: after training, fit a calibration slope and the Breslow baseline on the
     members' inner-validation patients instead of the Breslow baseline on the whole fold
     (``models.ensemble.Recalibrated``); needs ``inner_val_fraction > 0``.
@@ -53,6 +57,8 @@ class TrainConfig(_Strict):
     ensemble: int = Field(1, ge=1, le=32)
     snapshots: int = Field(1, ge=1, le=16)
     recalibrate: bool = False
+    warm_start: Literal["none", "cox"] = "none"
+    warm_start_penalizers: list[float] = Field(default_factory=lambda: [0.1, 1.0, 10.0, 100.0])
     augment: AugmentConfig = AugmentConfig.model_validate({})
     progress: bool = True
 

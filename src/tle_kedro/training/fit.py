@@ -47,6 +47,8 @@ from tle_kedro.training.data import (
     rows_for,
 )
 from tle_kedro.training.device import DeviceSetup, eval_mode, resolve_device
+from tle_kedro.training.warm_start import core_model as _core
+from tle_kedro.training.warm_start import warm_start_from_cox
 from tle_kedro.transforms.augment import augment_batch, swap_side_codes
 
 logger = logging.getLogger(__name__)
@@ -433,6 +435,8 @@ def _fit_member(
     setup = resolve_device(cfg.device, cfg.amp)
     steps = cfg.epochs * len(sampler)
     model, loop = _build(kind, model_config, tok, setup, cfg, steps, generator)
+    if cfg.warm_start == "cox" and len(getattr(_core(model), "region_linear", {})):
+        warm_start_from_cox(model, train, _side_index(tok), cfg.warm_start_penalizers, cfg.seed)
     history, best_epoch, states = _run_epochs(loop, train, val, sampler, on_epoch_end, desc)
     model.to("cpu").eval()
     if len(states) > 1:
