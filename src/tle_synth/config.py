@@ -239,14 +239,14 @@ class ClinicalConfig(_Strict):
 class EffectsConfig(_Strict):
     """Log-hazard coefficients of the truth model (see docs/demo_cohort.md)."""
 
-    pet_discordant: float = 2.8
-    hs_discordant: float = 2.0
-    contralateral: float = 2.6
-    extratemporal: float = 2.6
-    concordant_hs_pet: float = -1.5
-    pet_spread: float = 1.6
-    pet_posterior: float = 1.6
-    hs_posterior: float = 1.6
+    pet_discordant: float = 2.4
+    hs_discordant: float = 1.8
+    contralateral: float = 2.2
+    extratemporal: float = 2.2
+    concordant_hs_pet: float = -1.2
+    pet_spread: float = 3.0
+    pet_posterior: float = 3.0
+    hs_posterior: float = 3.0
     mri_negative: float = 0.0
     secondary_generalization: float = 0.15
     log_duration: float = 0.1
