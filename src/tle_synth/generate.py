@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tle_synth.acquisition import sample_acquisition
 from tle_synth.clinical import (
     PARTICIPANT_COLUMNS,
     apply_missingness,
@@ -16,7 +17,7 @@ from tle_synth.clinical import (
     sample_clinical,
 )
 from tle_synth.config import DemoCohortConfig, parse_config
-from tle_synth.images import SubjectSpec, sample_acquisition
+from tle_synth.images import SubjectSpec
 from tle_synth.latent import sample_latent
 from tle_synth.outcome import log_hazard, sample_outcome, truth_terms
 from tle_synth.writer import SyntheticCohort
