@@ -158,8 +158,8 @@ class PoseConfig(_Strict):
 class LesionConfig(_Strict):
     """How latent disease is drawn into the images (shapes and amplitudes)."""
 
-    hs_t1_darkening: float = Field(default=0.3, ge=0, lt=1)  # max fractional T1 loss
-    hs_shrink: float = Field(default=0.15, ge=0, lt=0.5)  # max radial volume loss
+    hs_t1_darkening: float = Field(default=0.35, ge=0, lt=1)  # max fractional T1 loss
+    hs_shrink: float = Field(default=0.2, ge=0, lt=0.5)  # max radial volume loss
     hs_extent_mm: Range = (5.0, 12.0)  # sd of the HS change along the hippocampal axis
     hypo_max: float = Field(default=0.4, gt=0, lt=1)  # FDG loss at a blob centre, severity 1
     blob_sigma_mm: Range = (4.0, 11.0)  # blob sd: focal (spread 0) .. diffuse (spread 1)

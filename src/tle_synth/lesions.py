@@ -91,18 +91,21 @@ def pet_blobs(spec: SubjectSpec, cfg: LesionConfig, rng: np.random.Generator) ->
         centre = TERRITORIES[name].sample_point(side, s, rng)
         amplitude = cfg.hypo_max * spec.pet_severity * rng.uniform(0.7, 1.0)
         blobs.append(_blob(centre, sigma, amplitude, rng))
+    # Contralateral and extratemporal involvement: wide blobs (upper half of the size range),
+    # so that their depth, not only the luck of a small blob's placement, shows in the image.
+    lo, hi = cfg.blob_sigma_mm
     if spec.contralateral_ratio > 0:
         for _ in range(1 + int(rng.random() < 0.5)):
             name = str(rng.choice(["hippocampus", "temporal_pole", "lateral_temporal"]))
             centre = TERRITORIES[name].sample_point(other_side(side), rng.uniform(0, 1), rng)
-            amplitude = cfg.hypo_max * spec.pet_severity * spec.contralateral_ratio
-            blobs.append(_blob(centre, sigma, amplitude * rng.uniform(0.7, 1.0), rng))
+            amplitude = cfg.hypo_max * spec.contralateral_ratio * rng.uniform(0.7, 1.0)
+            blobs.append(_blob(centre, rng.uniform((lo + hi) / 2, hi), amplitude, rng))
     if spec.extratemporal_severity > 0:
         names = rng.choice(list(EXTRATEMPORAL), size=1 + int(rng.random() < 0.4), replace=False)
         for name in names:
             centre = TERRITORIES[str(name)].sample_point(side, rng.uniform(0, 1), rng)
             amplitude = cfg.hypo_max * spec.extratemporal_severity * rng.uniform(0.7, 1.0)
-            blobs.append(_blob(centre, rng.uniform(*cfg.blob_sigma_mm), amplitude, rng))
+            blobs.append(_blob(centre, rng.uniform((lo + hi) / 2, hi), amplitude, rng))
     return blobs
 
 
