@@ -46,7 +46,7 @@ def resolve_config(
     Raises:
         ValueError: ``shifted`` is true but no shift is given, or the result is invalid.
     """
-    if not config.get("shifted"):
+    if not parse_config(config).shifted:  # validated: a command-line "false" is False
         return dict(config)
     if not shift:
         raise ValueError(

@@ -53,5 +53,6 @@ def test_resolve_config_applies_the_shift_only_when_switched_on() -> None:
     assert resolve_config(config, shift) == config
     shifted = resolve_config({**config, "shifted": True}, shift)
     assert shifted["shifted"] is True and shifted["sites"] == shift["sites"]
+    assert resolve_config({**config, "shifted": "false"}, shift)["shifted"] == "false"
     with pytest.raises(ValueError, match="demo_cohort_shift is empty"):
         resolve_config({**config, "shifted": True}, {})
