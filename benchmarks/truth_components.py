@@ -3,11 +3,11 @@
     .venv/bin/python benchmarks/truth_components.py [oof_predictions.parquet]
 
 Synthetic cohorts only (it reads ``derivatives/ground_truth.tsv``, which training never
-reads). The true log-hazard is a sum of imaging terms (``data/demo/outcome.py``); this
-regresses each model's out-of-fold risk (mean over repeats, standardised) on those terms by
-least squares and prints the weights next to the truth's own weights in the same units. A
-term whose weight is near 0 is one the model does not see. The clinical terms are left out
-(they are weak by design).
+reads). The true log-hazard is a weighted sum of terms (``tle_synth/outcome.py``), each a
+``term_<name>`` column of the ground truth; this regresses each model's out-of-fold risk
+(mean over repeats, standardised) on those terms by least squares and prints the weights next
+to the truth's own weights in the same units. A term whose weight is near 0 is one the model
+does not see. The clinical terms are left out (they are weak by design).
 """
 
 from __future__ import annotations
@@ -20,26 +20,16 @@ import pandas as pd
 
 PROJECT = Path(__file__).resolve().parents[1]
 COHORT = PROJECT / "data" / "01_raw" / "cohort"
+CLINICAL_TERMS = ("term_secondary_generalization", "term_log_duration")
 
 
 def truth_terms(cohort: Path = COHORT) -> pd.DataFrame:
     """The imaging terms of the true log-hazard, one row per patient, and the truth."""
     gt = pd.read_csv(cohort / "derivatives" / "ground_truth.tsv", sep="\t")
-    side = pd.read_csv(cohort / "participants.tsv", sep="\t")[["participant_id", "operative_side"]]
-    gt = gt.merge(side, on="participant_id", validate="1:1")
-    op, hs = gt["operative_side"], gt["hs_present"].astype(bool)
-    hs_disc = hs & (gt["hs_side"] != op)
-    pet_disc = gt["pet_side"] != op
-    return pd.DataFrame(
-        {
-            "pet_discordant": pet_disc * gt["pet_severity"],
-            "hs_discordant": hs_disc * gt["hs_severity"],
-            "contralateral": gt["contralateral_ratio"],
-            "extratemporal": gt["extratemporal_severity"],
-            "concordant_hs_pet": (hs & ~hs_disc & ~pet_disc) * gt["hs_severity"],
-            "truth": gt["true_log_hazard"],
-        }
-    ).set_index(gt["participant_id"])
+    columns = [c for c in gt if c.startswith("term_") and c not in CLINICAL_TERMS]
+    terms = gt[columns].rename(columns=lambda c: c.removeprefix("term_"))
+    terms = terms.loc[:, terms.std() > 0]  # a constant term has no weight to estimate
+    return terms.assign(truth=gt["true_log_hazard"]).set_index(gt["participant_id"])
 
 
 def weights(risk: pd.Series, terms: pd.DataFrame) -> tuple[np.ndarray, float]:

@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tle_kedro.data.demo.config import tiny_params
-from tle_kedro.data.demo.writer import SyntheticCohort
 from tle_kedro.pipelines.demo_cohort import create_pipeline
 from tle_kedro.pipelines.demo_cohort.nodes import generate_demo_cohort
+from tle_synth.config import tiny_params
+from tle_synth.writer import SyntheticCohort
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,13 +21,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 def test_pipeline_is_one_node_from_parameters_to_raw_cohort() -> None:
     (node,) = create_pipeline().nodes
     assert node.name == "generate_demo_cohort"
-    assert node.inputs == ["params:demo_cohort"]
+    assert node.inputs == ["params:demo_cohort", "params:demo_cohort_shift"]
     assert node.outputs == ["raw_cohort"]
 
 
 def test_node_is_pure_and_cheap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    cohort = generate_demo_cohort(tiny_params(5))
+    cohort = generate_demo_cohort(tiny_params(5), {})
     assert isinstance(cohort, SyntheticCohort)
     assert len(cohort) == 5 and len(cohort.participants) == 5
     assert list(tmp_path.iterdir()) == []  # nothing written: the catalog saves it
@@ -35,7 +35,15 @@ def test_node_is_pure_and_cheap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_node_rejects_bad_parameters_with_the_key() -> None:
     with pytest.raises(ValueError, match="demo_cohort.n_patients"):
-        generate_demo_cohort({"n_patients": 0})
+        generate_demo_cohort({"n_patients": 0}, {})
+
+
+def test_node_applies_the_shift_when_switched_on() -> None:
+    shift = {"pose": {"rotation_deg_max": 11.5}}
+    cohort = generate_demo_cohort({**tiny_params(3), "shifted": True}, shift)
+    assert cohort.config.shifted and cohort.config.pose.rotation_deg_max == 11.5
+    assert (cohort.ground_truth["shifted"] == 1).all()
+    assert not generate_demo_cohort(tiny_params(3), shift).config.shifted
 
 
 @pytest.mark.slow

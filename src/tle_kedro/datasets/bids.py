@@ -8,7 +8,7 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 
 from tle_kedro.data.cohort import CohortError, RawCohort, read_cohort
-from tle_kedro.data.demo.writer import SyntheticCohort, write_cohort
+from tle_synth import SyntheticCohort, write_cohort
 
 
 class BIDSCohortDataset(AbstractDataset[SyntheticCohort, RawCohort]):

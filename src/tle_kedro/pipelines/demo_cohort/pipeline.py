@@ -13,7 +13,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
         [
             Node(
                 generate_demo_cohort,
-                inputs="params:demo_cohort",
+                inputs=["params:demo_cohort", "params:demo_cohort_shift"],
                 outputs="raw_cohort",
                 name="generate_demo_cohort",
             )

@@ -1,4 +1,4 @@
-"""MNI152 anatomy from nilearn's bundled files; geometry helpers."""
+"""MNI152 anatomy from nilearn's bundled files, the generator's territories, geometry."""
 
 from __future__ import annotations
 
@@ -9,14 +9,21 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from tle_kedro.data.demo.anatomy import (
+from tle_synth.anatomy import (
     axis_codes,
     grid_affine,
     load_template_space,
+    pet_base,
     pose_matrix,
     reorient,
 )
-from tle_kedro.data.regions import voxel_mm_coordinates
+from tle_synth.territories import TERRITORIES
+
+
+def voxel_mm_coordinates(affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """(X, Y, Z, 3) mm of every voxel centre."""
+    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in shape], indexing="ij"), axis=-1)
+    return ijk @ affine[:3, :3].T + affine[:3, 3]
 
 
 def test_template_space_uses_bundled_files_without_any_download(
@@ -28,25 +35,45 @@ def test_template_space_uses_bundled_files_without_any_download(
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setenv("NILEARN_DATA", str(tmp_path / "nilearn_data"))
     load_template_space.cache_clear()
-    space = load_template_space(6, 8.0, 4.0)
+    pet_base.cache_clear()
+    space = load_template_space(6)
     assert not (tmp_path / "nilearn_data").exists()  # nothing fetched into the data dir
-    assert space.t1.shape == space.pet_base.shape
+    assert space.t1.shape == pet_base(6, 8.0).shape
     assert 0 < space.t1.max() <= 1
     assert np.allclose(np.diag(space.affine)[:3], 6)
 
 
-def test_region_uptake_sits_on_its_hemisphere() -> None:
-    space = load_template_space(6, 8.0, 4.0)
-    x = voxel_mm_coordinates(space.affine, space.t1.shape)[..., 0]
-    for name in ("mesial_temporal", "lateral_temporal", "extratemporal"):
-        left = space.pet_region_base[name, "L"]
-        assert left[x < 0].sum() > 0.95 * left.sum(), name
-        right = space.pet_region_base[name, "R"]
-        assert right[x > 0].sum() > 0.95 * right.sum(), name
+@pytest.mark.parametrize("name", sorted(TERRITORIES))
+def test_each_territory_lies_on_its_hemisphere_inside_the_brain(name: str) -> None:
+    space = load_template_space(2)
+    xyz = voxel_mm_coordinates(space.affine, space.t1.shape).transpose(3, 0, 1, 2)
+    for side, sign in (("L", -1), ("R", 1)):
+        mask = TERRITORIES[name].soft_mask(xyz.astype(np.float32), side, 2.0) > 0.5
+        assert mask.sum() > 20, name
+        assert (np.sign(xyz[0][mask]) == sign).mean() > 0.98, (name, side)
+        assert (space.t1[mask] > 0.05).mean() > 0.9, (name, side)  # inside the brain
+
+
+def test_hippocampus_runs_from_an_anterior_head_to_a_higher_posterior_tail() -> None:
+    head, tail = TERRITORIES["hippocampus"].ends("R")
+    assert head[1] > tail[1] + 20 and tail[2] > head[2]
+    assert 25 <= TERRITORIES["hippocampus"].length_mm <= 45
+
+
+def test_territory_projection_gives_axis_fraction_and_inside_distance() -> None:
+    hippo = TERRITORIES["hippocampus"]
+    points = np.stack([hippo.axis_point("L", s) for s in (0.0, 0.5, 1.0)], axis=1)
+    s, d = hippo.project(points.astype(np.float32), "L")
+    assert np.allclose(s, [0.0, 0.5, 1.0], atol=1e-5)
+    assert (d < 0).all()
+    rng = np.random.default_rng(0)
+    inside = np.stack([hippo.sample_point("L", 0.3, rng) for _ in range(50)], axis=1)
+    assert (hippo.project(inside.astype(np.float32), "L")[1] < 0).all()
 
 
 def test_pet_uptake_is_higher_in_grey_than_white_matter_regions() -> None:
-    space = load_template_space(6, 8.0, 4.0)
+    space = load_template_space(6)
+    base = pet_base(6, 8.0)
     xyz = voxel_mm_coordinates(space.affine, space.t1.shape)
     # cortex of the lateral temporal lobe vs deep white matter (centrum semiovale)
     cortex = (
@@ -59,7 +86,7 @@ def test_pet_uptake_is_higher_in_grey_than_white_matter_regions() -> None:
         & (np.abs(xyz[..., 1] + 10) < 6)
         & (np.abs(xyz[..., 2] - 30) < 4)
     )
-    assert space.pet_base[cortex].mean() > 1.3 * space.pet_base[deep_wm].mean()
+    assert base[cortex].mean() > 1.3 * base[deep_wm].mean()
 
 
 @pytest.mark.parametrize("codes", ["RAS", "LAS", "LPS", "RPI", "PIR", "ASR"])

@@ -7,9 +7,15 @@ import pandas as pd
 import pytest
 from lifelines.utils import concordance_index
 
-from tle_kedro.data.demo.config import EffectsConfig, LatentConfig, OutcomeConfig
-from tle_kedro.data.demo.latent import LATENT_COLUMNS, sample_latent
-from tle_kedro.data.demo.outcome import log_hazard, sample_outcome, solve_weibull_scale
+from tle_synth.config import EffectsConfig, LatentConfig, OutcomeConfig
+from tle_synth.latent import LATENT_COLUMNS, sample_latent
+from tle_synth.outcome import (
+    TERM_NAMES,
+    log_hazard,
+    sample_outcome,
+    solve_weibull_scale,
+    truth_terms,
+)
 
 
 def _patient(**changes: object) -> dict[str, object]:
@@ -20,10 +26,12 @@ def _patient(**changes: object) -> dict[str, object]:
         "hs_present": True,
         "hs_side": "L",
         "hs_severity": 0.8,
+        "hs_position": 0.3,
+        "hs_extent": 0.5,
         "pet_side": "L",
         "pet_severity": 0.8,
-        "pet_mesial_fraction": 1.0,
-        "pet_lateral_fraction": 0.5,
+        "pet_spread": 0.3,
+        "pet_position": 0.3,
         "contralateral_ratio": 0.0,
         "extratemporal_severity": 0.0,
         "mri_finding": "hippocampal_sclerosis",
@@ -50,11 +58,26 @@ def _eta(*patients: dict[str, object]) -> np.ndarray:
         {"contralateral_ratio": 0.8},
         {"extratemporal_severity": 0.8},
         {"hs_present": False, "hs_side": "", "hs_severity": 0.0},
+        {"pet_spread": 0.9},
+        {"pet_position": 0.9},
+        {"hs_position": 0.9},
     ],
 )
 def test_discordance_and_extent_raise_the_log_hazard(change: dict[str, object]) -> None:
     concordant, other = _eta(_patient(), _patient(**change))
     assert other > concordant + 0.5
+
+
+def test_truth_terms_are_columns_whose_weighted_sum_is_the_log_hazard() -> None:
+    latent = pd.DataFrame([_patient(), _patient(pet_side="R"), _patient(hs_position=0.8)])
+    clinical = pd.DataFrame(
+        {"secondary_generalization": [0, 1, 0], "epilepsy_duration_months": [60, 120, 240]}
+    )
+    terms = truth_terms(latent, clinical)
+    assert list(terms.columns) == list(TERM_NAMES)
+    fx = EffectsConfig()
+    eta = terms.to_numpy() @ [getattr(fx, name) for name in TERM_NAMES]
+    assert np.allclose(log_hazard(latent, clinical, fx), eta - eta.mean())
 
 
 def test_log_hazard_is_symmetric_in_left_and_right() -> None:
@@ -115,6 +138,9 @@ def test_latent_findings_have_the_configured_frequencies() -> None:
     assert (latent["pet_side"] == latent["focus_side"]).mean() == pytest.approx(
         cfg.p_pet_on_focus, abs=0.02
     )
+    for column in ("pet_spread", "pet_position", "hs_position", "hs_extent"):
+        assert latent[column].between(0, 1).all(), column
+    assert (latent.loc[~latent["hs_present"], ["hs_position", "hs_extent"]] == 0).all().all()
     read = latent.loc[latent["hs_present"], "mri_finding"]
     assert (read == "hippocampal_sclerosis").mean() == pytest.approx(
         cfg.hs_read_sensitivity, abs=0.03

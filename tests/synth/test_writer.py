@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 from tle_kedro.data.cohort import read_cohort
-from tle_kedro.data.demo.clinical import MAY_BE_MISSING, NEVER_MISSING, PARTICIPANT_COLUMNS
-from tle_kedro.data.demo.config import HISTORY_ITEMS, tiny_params
-from tle_kedro.data.demo.generate import generate_cohort
-from tle_kedro.data.demo.writer import GROUND_TRUTH_FILE, image_paths, write_cohort
+from tle_synth.clinical import MAY_BE_MISSING, NEVER_MISSING, PARTICIPANT_COLUMNS
+from tle_synth.config import HISTORY_ITEMS, tiny_params
+from tle_synth.generate import draw_cohort
+from tle_synth.writer import GROUND_TRUTH_FILE, image_paths, write_cohort
 
 N = 8
 
@@ -28,7 +28,7 @@ def _params(seed: int = 3) -> dict:
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo") / "cohort"
-    write_cohort(generate_cohort(_params()), root)
+    write_cohort(draw_cohort(_params()), root)
     return root
 
 
@@ -76,7 +76,8 @@ def test_sidecar_and_ground_truth(written: Path) -> None:
     truth = pd.read_csv(written / GROUND_TRUTH_FILE, sep="\t")
     assert list(truth.columns[:2]) == ["participant_id", "true_log_hazard"]
     assert list(truth["participant_id"]) == list(_table(written)["participant_id"])
-    assert {"hs_side", "pet_side", "contralateral_ratio", "extratemporal_severity"} <= set(truth)
+    assert {"hs_side", "pet_side", "pet_spread", "pet_position", "site"} <= set(truth)
+    assert {"term_pet_discordant", "term_pet_spread", "term_hs_posterior"} <= set(truth)
     assert np.isfinite(truth["true_log_hazard"]).all()
 
 
@@ -99,7 +100,7 @@ def _voxels(root: Path) -> list[np.ndarray]:
 
 def test_same_seed_gives_identical_tables_and_voxels(written: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
-    write_cohort(generate_cohort(_params()), again)
+    write_cohort(draw_cohort(_params()), again)
     for name in ("participants.tsv", "participants.json", str(GROUND_TRUTH_FILE)):
         assert (again / name).read_bytes() == (written / name).read_bytes(), name
     for a, b in zip(_voxels(again), _voxels(written), strict=True):
@@ -108,7 +109,7 @@ def test_same_seed_gives_identical_tables_and_voxels(written: Path, tmp_path: Pa
 
 def test_another_seed_gives_another_cohort(written: Path, tmp_path: Path) -> None:
     other = tmp_path / "other"
-    write_cohort(generate_cohort(_params(seed=4)), other)
+    write_cohort(draw_cohort(_params(seed=4)), other)
     assert not _table(other).equals(_table(written))
     assert not np.array_equal(_voxels(other)[0], _voxels(written)[0])
 
@@ -116,12 +117,12 @@ def test_another_seed_gives_another_cohort(written: Path, tmp_path: Path) -> Non
 def test_refuses_to_write_over_a_folder_that_is_not_a_synthetic_cohort(tmp_path: Path) -> None:
     (tmp_path / "participants.tsv").write_text("participant_id\nsub-real\n")
     with pytest.raises(ValueError, match="refusing to write a synthetic cohort"):
-        write_cohort(generate_cohort(tiny_params(2)), tmp_path)
+        write_cohort(draw_cohort(tiny_params(2)), tmp_path)
     assert (tmp_path / "participants.tsv").read_text().endswith("sub-real\n")
 
 
 def test_rewriting_a_smaller_synthetic_cohort_removes_stale_subjects(tmp_path: Path) -> None:
-    write_cohort(generate_cohort(tiny_params(3)), tmp_path)
-    write_cohort(generate_cohort(tiny_params(2)), tmp_path)
+    write_cohort(draw_cohort(tiny_params(3)), tmp_path)
+    write_cohort(draw_cohort(tiny_params(2)), tmp_path)
     assert sorted(p.name for p in tmp_path.glob("sub-*")) == ["sub-001", "sub-002"]
     assert len(_table(tmp_path)) == 2

@@ -1,6 +1,6 @@
 """The synthetic cohort object and its BIDS writer (images rendered lazily, one subject at a time).
 
-Folder written (the input contract of ``docs/architecture.md``)::
+Folder written (the input contract of DESIGN.md)::
 
     participants.tsv                          tab-separated, "n/a" for missing
     participants.json                         one entry per column
@@ -27,8 +27,8 @@ import nibabel as nib
 import pandas as pd
 from tqdm.auto import tqdm
 
-from tle_kedro.data.demo.config import AnatomyConfig, LesionConfig
-from tle_kedro.data.demo.images import SubjectSpec, render_subject
+from tle_synth.config import DemoCohortConfig
+from tle_synth.images import SubjectSpec, render_subject
 
 logger = logging.getLogger(__name__)
 
@@ -45,15 +45,14 @@ class SyntheticCohort:
         ground_truth: ``participant_id``, ``true_log_hazard``, latent factors, acquisition.
         sidecar: ``participants.json`` content.
         subjects: one :class:`SubjectSpec` per participant, same order.
-        anatomy, lesions: rendering parameters shared by all subjects.
+        config: the validated configuration (sites, anatomy, lesion shapes) used to render.
     """
 
     participants: pd.DataFrame
     ground_truth: pd.DataFrame
     sidecar: dict[str, Any]
     subjects: tuple[SubjectSpec, ...]
-    anatomy: AnatomyConfig
-    lesions: LesionConfig
+    config: DemoCohortConfig
 
     def __post_init__(self) -> None:
         ids = list(self.participants["participant_id"])
@@ -74,12 +73,12 @@ class SyntheticCohort:
 
     def images(self, participant_id: str) -> tuple[nib.Nifti1Image, nib.Nifti1Image]:
         """Render (T1w, PET) of one participant (deterministic; nothing is cached)."""
-        return render_subject(self.subject(participant_id), self.anatomy, self.lesions)
+        return render_subject(self.subject(participant_id), self.config)
 
     def iter_images(self) -> Iterator[tuple[str, nib.Nifti1Image, nib.Nifti1Image]]:
         """Yield (participant_id, T1w, PET) one subject at a time."""
         for spec in self.subjects:
-            yield (spec.participant_id, *render_subject(spec, self.anatomy, self.lesions))
+            yield (spec.participant_id, *render_subject(spec, self.config))
 
 
 def image_paths(root: Path, participant_id: str) -> tuple[Path, Path]:
@@ -98,7 +97,7 @@ def _prepare_root(root: Path, participant_ids: set[str]) -> None:
             raise ValueError(
                 f"{root} is not empty and holds no {GROUND_TRUTH_FILE}: refusing to write a "
                 "synthetic cohort over what may be real data; choose an empty folder "
-                "(--params=cohort_dir=...) or delete it first"
+                "(cohort_dir / out_dir) or delete it first"
             )
         for name in _OWNED_FILES:
             (root / name).unlink(missing_ok=True)

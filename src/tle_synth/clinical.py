@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tle_kedro.data.demo.config import HISTORY_ITEMS, ClinicalConfig
+from tle_synth.config import HISTORY_ITEMS, ClinicalConfig
 
 PARTICIPANT_COLUMNS: tuple[str, ...] = (
     "participant_id",

@@ -1,33 +1,35 @@
-"""Draw a whole synthetic cohort (tables now, images later): :func:`generate_cohort`."""
+"""Draw a whole synthetic cohort (tables now, images later): :func:`draw_cohort`."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tle_kedro.data.demo.clinical import (
+from tle_synth.acquisition import sample_acquisition
+from tle_synth.clinical import (
     PARTICIPANT_COLUMNS,
     apply_missingness,
     participants_sidecar,
     sample_clinical,
 )
-from tle_kedro.data.demo.config import DemoCohortConfig, parse_config
-from tle_kedro.data.demo.images import SubjectSpec, sample_acquisition
-from tle_kedro.data.demo.latent import sample_latent
-from tle_kedro.data.demo.outcome import log_hazard, sample_outcome
-from tle_kedro.data.demo.writer import SyntheticCohort
+from tle_synth.config import DemoCohortConfig, parse_config
+from tle_synth.images import SubjectSpec
+from tle_synth.latent import sample_latent
+from tle_synth.outcome import log_hazard, sample_outcome, truth_terms
+from tle_synth.writer import SyntheticCohort
 
 logger = logging.getLogger(__name__)
 
 
-def generate_cohort(params: dict[str, Any] | DemoCohortConfig | None = None) -> SyntheticCohort:
+def draw_cohort(params: Mapping[str, Any] | DemoCohortConfig | None = None) -> SyntheticCohort:
     """Draw the clinical table, latent findings, outcome and per-subject image specs.
 
-    Cheap (no image is rendered here). Deterministic in ``seed``; subject ``i``'s noise and
-    deformation are seeded by ``(seed, i)``.
+    Cheap (no image is rendered here). Deterministic in ``seed``; subject ``i``'s noise,
+    deformation and lesion shapes are seeded by ``(seed, i)``.
 
     Args:
         params: the ``demo_cohort`` parameters (validated by :func:`parse_config`).
@@ -46,33 +48,35 @@ def generate_cohort(params: dict[str, Any] | DemoCohortConfig | None = None) -> 
         axis=1,
     )[list(PARTICIPANT_COLUMNS)]
     participants = apply_missingness(complete, cfg.clinical.missing_fraction, rng_missing)
-    acquisition = sample_acquisition(n, cfg.anatomy, rng_acq)
+    acquisition = sample_acquisition(n, cfg, rng_acq)
     ground_truth = pd.concat(
         [
             participants[["participant_id"]],
             pd.DataFrame({"true_log_hazard": np.round(eta, 6)}),
+            truth_terms(latent, clinical).round(6).add_prefix("term_"),
             latent.drop(columns=["operative_side"]),
             outcome[["followup_months", "weibull_scale"]],
             acquisition,
         ],
         axis=1,
     )
+    ground_truth["shifted"] = int(cfg.shifted)
     specs = tuple(
         SubjectSpec.from_row(row, seed=(cfg.seed, i))
         for i, (_, row) in enumerate(ground_truth.iterrows())
     )
     logger.info(
-        "Demo cohort drawn: %d patients, %d recurrences (%.0f %%), seed %d",
+        "Synthetic cohort drawn: %d patients, %d recurrences (%.0f %%), seed %d%s",
         n,
         int(outcome["recurrence"].sum()),
         100 * outcome["recurrence"].mean(),
         cfg.seed,
+        ", shifted" if cfg.shifted else "",
     )
     return SyntheticCohort(
         participants=participants,
         ground_truth=ground_truth,
         sidecar=participants_sidecar(),
         subjects=specs,
-        anatomy=cfg.anatomy,
-        lesions=cfg.lesions,
+        config=cfg,
     )

@@ -1,14 +1,22 @@
-"""Truth model of the demo cohort: a known log-hazard and Weibull event times.
+"""Truth model of the synthetic cohort: a known log-hazard and Weibull event times.
 
-Log-hazard (unitless severities in [0, 1], indicators 1[...]; coefficients ``EffectsConfig``)::
+Log-hazard (latent properties unitless in [0, 1], indicators 1[...], op = operative side;
+coefficients ``EffectsConfig``; each bracket is a column ``term_<name>`` of the ground truth)::
 
-    eta = b_pet  * 1[pet_side != operative_side] * pet_severity
-        + b_hs   * 1[HS and hs_side != operative_side] * hs_severity
-        + b_con  * contralateral_ratio
-        + b_ext  * extratemporal_severity
-        + b_conc * 1[HS and hs_side == pet_side == operative_side] * hs_severity
-        + b_neg  * 1[no HS]
-        + b_sg   * secondary_generalization + b_dur * z(log epilepsy_duration)
+    eta = b_pet_disc  * [1[pet_side != op] * pet_severity]
+        + b_hs_disc   * [1[HS and hs_side != op] * hs_severity]
+        + b_contra    * [contralateral_ratio]
+        + b_extra     * [extratemporal_severity]
+        + b_conc      * [1[HS and hs_side == pet_side == op] * hs_severity]
+        + b_spread    * [pet_severity * (pet_spread - 1/2)]                 focal vs diffuse
+        + b_pet_post  * [1[pet_side == op] * pet_severity * (pet_position - 1/2)]
+        + b_hs_post   * [1[HS and hs_side == op] * hs_severity * (hs_position - 1/2)]
+        + b_neg       * [1[no HS]]
+        + b_sg * [secondary_generalization] + b_dur * [z(log epilepsy_duration)]
+
+The spread and position terms are what regional means capture only in part: two lesions
+with the same mean loss over a temporal region can be one focal blob or a diffuse field, at
+the hippocampal head (inside a standard anterior resection) or towards its tail.
 
 Event times follow a Weibull proportional-hazards model, S(t | eta) =
 exp(-(t / scale)^k * exp(eta)), with shape k < 1 (hazard highest just after surgery). The
@@ -24,15 +32,16 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
-from tle_kedro.data.demo.config import EffectsConfig, OutcomeConfig
+from tle_synth.config import EffectsConfig, OutcomeConfig
 
 logger = logging.getLogger(__name__)
 
 ENGEL_RECURRENCE: tuple[str, str, str] = ("II", "III", "IV")
+TERM_NAMES: tuple[str, ...] = tuple(EffectsConfig.model_fields)
 
 
-def log_hazard(latent: pd.DataFrame, clinical: pd.DataFrame, fx: EffectsConfig) -> np.ndarray:
-    """True log-hazard (n,) of each patient from latent findings and complete clinical values.
+def truth_terms(latent: pd.DataFrame, clinical: pd.DataFrame) -> pd.DataFrame:
+    """The unweighted terms of the log-hazard (n rows, columns :data:`TERM_NAMES`).
 
     Args:
         latent: output of ``latent.sample_latent``.
@@ -43,19 +52,29 @@ def log_hazard(latent: pd.DataFrame, clinical: pd.DataFrame, fx: EffectsConfig) 
     hs = latent["hs_present"].to_numpy(dtype=bool)
     pet_disc = latent["pet_side"].to_numpy() != op
     hs_disc = hs & (latent["hs_side"].to_numpy() != op)
-    concordant = hs & ~hs_disc & ~pet_disc
+    hs_sev = latent["hs_severity"].to_numpy(dtype=float)
+    pet_sev = latent["pet_severity"].to_numpy(dtype=float)
     log_dur = np.log(clinical["epilepsy_duration_months"].to_numpy(dtype=float))
-    z_dur = (log_dur - log_dur.mean()) / (log_dur.std() or 1.0)
-    eta = (
-        fx.pet_discordant * pet_disc * latent["pet_severity"].to_numpy()
-        + fx.hs_discordant * hs_disc * latent["hs_severity"].to_numpy()
-        + fx.contralateral * latent["contralateral_ratio"].to_numpy()
-        + fx.extratemporal * latent["extratemporal_severity"].to_numpy()
-        + fx.concordant_hs_pet * concordant * latent["hs_severity"].to_numpy()
-        + fx.mri_negative * ~hs
-        + fx.secondary_generalization * clinical["secondary_generalization"].to_numpy(dtype=float)
-        + fx.log_duration * z_dur
-    )
+    terms = {
+        "pet_discordant": pet_disc * pet_sev,
+        "hs_discordant": hs_disc * hs_sev,
+        "contralateral": latent["contralateral_ratio"].to_numpy(dtype=float),
+        "extratemporal": latent["extratemporal_severity"].to_numpy(dtype=float),
+        "concordant_hs_pet": (hs & ~hs_disc & ~pet_disc) * hs_sev,
+        "pet_spread": pet_sev * (latent["pet_spread"].to_numpy(dtype=float) - 0.5),
+        "pet_posterior": ~pet_disc * pet_sev * (latent["pet_position"].to_numpy(float) - 0.5),
+        "hs_posterior": (hs & ~hs_disc) * hs_sev * (latent["hs_position"].to_numpy(float) - 0.5),
+        "mri_negative": (~hs).astype(float),
+        "secondary_generalization": clinical["secondary_generalization"].to_numpy(dtype=float),
+        "log_duration": (log_dur - log_dur.mean()) / (log_dur.std() or 1.0),
+    }
+    return pd.DataFrame({name: terms[name].astype(float) for name in TERM_NAMES})
+
+
+def log_hazard(latent: pd.DataFrame, clinical: pd.DataFrame, fx: EffectsConfig) -> np.ndarray:
+    """True log-hazard (n,): the weighted sum of :func:`truth_terms`, centred to mean 0."""
+    terms = truth_terms(latent, clinical)
+    eta = terms.to_numpy() @ np.array([getattr(fx, name) for name in terms.columns])
     return eta - eta.mean()
 
 

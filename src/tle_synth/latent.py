@@ -2,10 +2,13 @@
 
 The generative story: each patient has a true epileptogenic side (``focus_side``). Surgery is
 usually on that side; hippocampal sclerosis (HS) and the main PET hypometabolism usually sit
-on it too. Some patients also have contralateral (bilateral) or extratemporal
-hypometabolism. The images are drawn from these factors (``images.py``), the outcome from a
-log-hazard on them (``outcome.py``), and the radiologist's ``mri_finding`` is a noisy read that
-says *whether* HS is present but never *on which side*.
+on it too. The main hypometabolism is focal or diffuse (``pet_spread``) and sits anteriorly
+or posteriorly along the temporal lobe (``pet_position``); HS sits at the hippocampal head or
+towards the tail (``hs_position``) with its own extent. Some patients also have contralateral
+(bilateral) or extratemporal hypometabolism. The images are drawn from these factors
+(``images.py``, ``lesions.py``), the outcome from a log-hazard on them (``outcome.py``), and the
+radiologist's ``mri_finding`` is a noisy read that says *whether* HS is present but never
+*on which side*.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tle_kedro.data.demo.config import LatentConfig
+from tle_synth.config import LatentConfig
 
 LATENT_COLUMNS: tuple[str, ...] = (
     "operative_side",
@@ -21,10 +24,12 @@ LATENT_COLUMNS: tuple[str, ...] = (
     "hs_present",
     "hs_side",
     "hs_severity",
+    "hs_position",
+    "hs_extent",
     "pet_side",
     "pet_severity",
-    "pet_mesial_fraction",
-    "pet_lateral_fraction",
+    "pet_spread",
+    "pet_position",
     "contralateral_ratio",
     "extratemporal_severity",
     "mri_finding",
@@ -51,9 +56,10 @@ def sample_latent(n: int, cfg: LatentConfig, rng: np.random.Generator) -> pd.Dat
 
     Returns:
         DataFrame (n rows) with :data:`LATENT_COLUMNS`. Sides are ``"L"``/``"R"``;
-        ``hs_side`` is ``""`` without HS. Severities are unitless in [0, 1] (images scale
-        them by the maxima of ``LesionConfig``); ``pet_mesial_fraction`` and
-        ``pet_lateral_fraction`` split the main hypometabolism between the two regions.
+        ``hs_side`` is ``""`` without HS. Everything else is unitless in [0, 1] (images
+        scale them by ``LesionConfig``): severities, ``*_position`` (0 anterior, 1
+        posterior), ``pet_spread`` (0 focal, 1 diffuse), ``hs_extent`` (0 short, 1 long);
+        HS properties are 0 without HS.
     """
     operative = np.where(rng.random(n) < cfg.p_left_operated, "L", "R")
     focus = _side_like(rng, operative, cfg.p_focus_operated)
@@ -68,10 +74,12 @@ def sample_latent(n: int, cfg: LatentConfig, rng: np.random.Generator) -> pd.Dat
             "hs_present": hs_present,
             "hs_side": hs_side,
             "hs_severity": hs_severity,
+            "hs_position": np.where(hs_present, rng.beta(*cfg.position_beta, n), 0.0),
+            "hs_extent": np.where(hs_present, rng.uniform(0.0, 1.0, n), 0.0),
             "pet_side": pet_side,
             "pet_severity": rng.uniform(0.3, 1.0, n),
-            "pet_mesial_fraction": rng.uniform(0.6, 1.0, n),
-            "pet_lateral_fraction": rng.uniform(0.2, 1.0, n),
+            "pet_spread": rng.beta(*cfg.spread_beta, n),
+            "pet_position": rng.beta(*cfg.position_beta, n),
             "contralateral_ratio": _extent(rng, n, cfg.p_contralateral),
             "extratemporal_severity": _extent(rng, n, cfg.p_extratemporal),
         }

@@ -1,14 +1,11 @@
-"""Measurements of a synthetic cohort: oracle and clinical-only C-index, marginals.
+"""Measurements of a synthetic cohort: oracle, latent and clinical-only C-index, marginals.
 
-Used by the tests, ``docs/demo_cohort.md`` and the benchmark script. Works on the tables only
-(``participants`` as written, ``ground_truth``), so it applies to a cohort read back from disk.
+Used by the tests, ``docs/demo_cohort.md`` and :func:`tle_synth.generate_cohort`. Works on the
+tables only (``participants`` as written, ``ground_truth``), so it applies to a cohort read
+back from disk; :func:`territory_mean_in_mni` reads an image through a patient's pose.
 """
 
 from __future__ import annotations
-
-import time
-from pathlib import Path
-from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -18,11 +15,8 @@ from lifelines.utils import concordance_index
 from scipy.ndimage import map_coordinates
 from sklearn.model_selection import StratifiedKFold
 
-from tle_kedro.data.demo.clinical import MAY_BE_MISSING
-from tle_kedro.data.demo.config import DemoCohortConfig
-from tle_kedro.data.demo.generate import generate_cohort
-from tle_kedro.data.demo.writer import write_cohort
-from tle_kedro.data.regions import Side, region_box
+from tle_synth.clinical import MAY_BE_MISSING
+from tle_synth.territories import TERRITORIES, Side
 
 _CATEGORICAL = ("sex", "mri_finding", "operative_side")
 
@@ -57,13 +51,25 @@ def clinical_design(participants: pd.DataFrame) -> pd.DataFrame:
     return pd.get_dummies(x, columns=cats, drop_first=True, dtype=float)
 
 
-def clinical_cox_c_index(
-    participants: pd.DataFrame, n_splits: int = 5, seed: int = 0, penalizer: float = 0.01
+def cox_c_index(
+    x: pd.DataFrame,
+    participants: pd.DataFrame,
+    n_splits: int = 5,
+    seed: int = 0,
+    penalizer: float = 0.01,
 ) -> float:
-    """Out-of-fold Harrell's C of a clinical-only Cox PH model (lifelines, K-fold by event)."""
-    x = clinical_design(participants)
+    """Out-of-fold Harrell's C of a penalised Cox PH model on ``x`` (lifelines, K-fold by event).
+
+    ``x`` is a numeric design matrix aligned row by row with ``participants``. NaN when the
+    cohort has fewer than 2 events or 2 censored patients (too small to cross-validate);
+    fewer folds when a class is smaller than ``n_splits``.
+    """
     time = participants["time_months"].astype(float).to_numpy()
     event = participants["recurrence"].astype(int).to_numpy()
+    n_splits = min(n_splits, int(event.sum()), int(len(event) - event.sum()))
+    if n_splits < 2:
+        return float("nan")
+    x = x.reset_index(drop=True).astype(float)
     risk = np.zeros(len(x))
     folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     for train, test in folds.split(x, event):
@@ -75,6 +81,25 @@ def clinical_cox_c_index(
     return float(concordance_index(time, -risk, event))
 
 
+def clinical_cox_c_index(
+    participants: pd.DataFrame, n_splits: int = 5, seed: int = 0, penalizer: float = 0.01
+) -> float:
+    """Out-of-fold Harrell's C of a clinical-only Cox PH model (see :func:`cox_c_index`)."""
+    return cox_c_index(clinical_design(participants), participants, n_splits, seed, penalizer)
+
+
+def latent_cox_c_index(
+    participants: pd.DataFrame, ground_truth: pd.DataFrame, n_splits: int = 5, seed: int = 0
+) -> float:
+    """Out-of-fold C of a Cox PH model on the true lesion terms (``term_*`` of the truth).
+
+    The ceiling of a model that measured every latent lesion property exactly: it should
+    come close to the oracle, or the images cannot carry the signal the truth is built from.
+    """
+    terms = ground_truth[[c for c in ground_truth if c.startswith("term_")]]
+    return cox_c_index(terms, participants, n_splits, seed)
+
+
 def cohort_summary(participants: pd.DataFrame, ground_truth: pd.DataFrame) -> dict[str, float]:
     """The numbers reported for a demo cohort (rates as fractions, times in months)."""
     numbers = participants.apply(pd.to_numeric, errors="coerce")
@@ -84,6 +109,7 @@ def cohort_summary(participants: pd.DataFrame, ground_truth: pd.DataFrame) -> di
     return {
         "n_patients": float(len(participants)),
         "oracle_c_index": oracle_c_index(participants, ground_truth),
+        "latent_cox_c_index": latent_cox_c_index(participants, ground_truth),
         "clinical_cox_c_index": clinical_cox_c_index(participants),
         "event_rate": float(numbers["recurrence"].mean()),
         "median_time_months": float(numbers["time_months"].median()),
@@ -104,43 +130,29 @@ def cohort_summary(participants: pd.DataFrame, ground_truth: pd.DataFrame) -> di
     }
 
 
-def region_mean_in_mni(
-    img: nib.Nifti1Image, pose: np.ndarray, region: str, side: Side, step_mm: float = 2.0
+def territory_mean_in_mni(
+    img: nib.Nifti1Image,
+    pose: np.ndarray,
+    territory: str,
+    side: Side,
+    step_mm: float = 2.0,
+    s_range: tuple[float, float] = (0.0, 1.0),
 ) -> float:
-    """Mean of ``img`` over an MNI region box, through the patient's pose (MNI → world mm).
+    """Mean of ``img`` inside one of the generator's territories, through a patient's pose.
 
-    Points of the box (every ``step_mm``) are mapped to world mm by ``pose`` (4, 4), then to
-    voxels by the image affine, whatever the storage orientation; a 4-D image uses frame 0.
+    Points inside the capsule (every ``step_mm``, axis fraction within ``s_range``) are mapped
+    to world mm by ``pose`` (4, 4, MNI → world), then to voxels by the image affine, whatever
+    the storage orientation; a 4-D image uses frame 0.
     """
-    (x0, x1), (y0, y1), (z0, z1) = region_box(region, side)
-    axes = [np.arange(lo + step_mm / 2, hi, step_mm) for lo, hi in ((x0, x1), (y0, y1), (z0, z1))]
-    mni = np.stack(np.meshgrid(*axes, indexing="ij"), axis=0).reshape(3, -1)
+    terr = TERRITORIES[territory]
+    a, b = terr.ends(side)
+    reach = max(terr.radius_mm)
+    axes = [np.arange(min(a[i], b[i]) - reach, max(a[i], b[i]) + reach, step_mm) for i in range(3)]
+    mni = np.stack(np.meshgrid(*axes, indexing="ij"), axis=0).reshape(3, -1).astype(np.float32)
+    s, d = terr.project(mni, side)
+    mni = mni[:, (d < 0) & (s >= s_range[0]) & (s <= s_range[1])]
     to_voxel = np.linalg.inv(img.affine) @ pose
     voxels = to_voxel[:3, :3] @ mni + to_voxel[:3, 3:]
     data = np.asanyarray(img.dataobj, dtype=np.float32)
     data = data.reshape(data.shape[:3])
     return float(map_coordinates(data, voxels, order=1, mode="nearest").mean())
-
-
-def measure_demo_cohort(
-    params: dict[str, Any] | DemoCohortConfig | None, root: Path
-) -> dict[str, float]:
-    """Generate a demo cohort, write it to ``root`` (timed) and return :func:`cohort_summary`.
-
-    Adds ``generate_seconds`` (tables and specs), ``write_seconds`` (images and tables),
-    ``seconds_per_patient`` and ``megabytes`` on disk. ``root`` must be empty or absent.
-    """
-    start = time.perf_counter()
-    cohort = generate_cohort(params)
-    generated = time.perf_counter()
-    write_cohort(cohort, root)
-    written = time.perf_counter()
-    summary = cohort_summary(cohort.participants, cohort.ground_truth)
-    size = sum(p.stat().st_size for p in Path(root).rglob("*") if p.is_file())
-    summary.update(
-        generate_seconds=generated - start,
-        write_seconds=written - generated,
-        seconds_per_patient=(written - start) / len(cohort),
-        megabytes=size / 1e6,
-    )
-    return summary

@@ -1,10 +1,9 @@
-"""MNI152 anatomy for the demo cohort, and the geometry that places it in a patient's scanner.
+"""MNI152 anatomy of the synthetic cohort, and the geometry that places it in a scanner.
 
 The template, grey/white-matter maps and brain mask come from the files bundled inside the
-``nilearn`` package (``nilearn.datasets.load_mni152_*``): nothing is downloaded. Everything
-that does not depend on the patient (soft region masks, the smoothed PET uptake and the
-smoothed uptake inside each region) is computed once per process and cached, so a patient
-costs two resamplings.
+``nilearn`` package (``nilearn.datasets.load_mni152_*``): nothing is downloaded. What does
+not depend on the patient (the template, the FDG uptake, its smoothing to each site's PET
+resolution) is computed once per process and cached.
 """
 
 from __future__ import annotations
@@ -24,14 +23,11 @@ from nibabel.orientations import (
 )
 from scipy.ndimage import gaussian_filter, map_coordinates
 
-from tle_kedro.data.regions import REGION_NAMES, region_mask
-
 logger = logging.getLogger(__name__)
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 # Relative FDG uptake of grey matter, white matter and CSF inside the brain.
 UPTAKE_GM, UPTAKE_WM, UPTAKE_CSF = 1.0, 0.3, 0.05
-RegionKey = tuple[str, str]  # (region name, side)
 
 
 @dataclass(frozen=True)
@@ -40,22 +36,23 @@ class TemplateSpace:
 
     Attributes:
         affine: (4, 4) voxel → MNI mm (RAS).
+        resolution_mm: template voxel size.
         t1: T1 template scaled to [0, 1].
-        soft_masks: smoothed region masks in [0, 1], keyed (region, side).
-        pet_base: FDG uptake (grey-matter weighted), smoothed to the PET resolution.
-        pet_region_base: ``smooth(uptake * soft_mask)`` per region: hypometabolism is
-            linear in these, so a patient's PET is a weighted sum (no per-patient filtering).
+        uptake: FDG uptake before any smoothing (grey-matter weighted).
         brain_centre_mm: (3,) centre of the brain mask in MNI mm.
         support_mm: (2, 3) MNI-mm bounding box (min, max) outside which every volume is 0.
     """
 
     affine: np.ndarray
+    resolution_mm: int
     t1: np.ndarray
-    soft_masks: dict[RegionKey, np.ndarray]
-    pet_base: np.ndarray
-    pet_region_base: dict[RegionKey, np.ndarray]
+    uptake: np.ndarray
     brain_centre_mm: np.ndarray
     support_mm: np.ndarray
+
+    def voxel_sigma(self, fwhm_mm: float) -> float:
+        """Gaussian sigma in template voxels of a ``fwhm_mm`` blur."""
+        return fwhm_mm * FWHM_TO_SIGMA / self.resolution_mm
 
 
 def _load_bundled(resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -70,36 +67,35 @@ def _load_bundled(resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     return t1_img.affine, t1, np.clip(gm, 0, 1), np.clip(wm, 0, 1)
 
 
-@lru_cache(maxsize=4)
-def load_template_space(
-    resolution: int, pet_fwhm_mm: float, region_fwhm_mm: float
-) -> TemplateSpace:
-    """Build (once per process and arguments) the :class:`TemplateSpace`."""
+@lru_cache(maxsize=2)
+def load_template_space(resolution: int) -> TemplateSpace:
+    """Build (once per process and resolution) the :class:`TemplateSpace`."""
     affine, t1, gm, wm = _load_bundled(resolution)
     brain = t1 > 0.05
     uptake = brain * (UPTAKE_GM * gm + UPTAKE_WM * wm + UPTAKE_CSF * (1 - gm - wm).clip(0))
-    pet_sigma = pet_fwhm_mm * FWHM_TO_SIGMA / resolution
-    region_sigma = region_fwhm_mm * FWHM_TO_SIGMA / resolution
-    soft, pet_region = {}, {}
-    for name in REGION_NAMES:
-        for side in ("L", "R"):
-            box = region_mask(name, side, affine, t1.shape).astype(np.float32)
-            soft[name, side] = gaussian_filter(box, region_sigma) if region_sigma else box
-            pet_region[name, side] = gaussian_filter(uptake * soft[name, side], pet_sigma)
     centre = np.argwhere(brain).mean(axis=0)
-    pet_base = gaussian_filter(uptake, pet_sigma).astype(np.float32)
-    support = np.argwhere((t1 > 0) | (pet_base > 1e-3 * pet_base.max()))
-    corners = np.stack([support.min(axis=0), support.max(axis=0)]).astype(float)
+    # PET blur (<= ~10 mm FWHM) spreads uptake a few mm past the brain: pad the support.
+    pad = int(np.ceil(8.0 / resolution))
+    support = np.argwhere(t1 > 0)
+    corners = np.stack([support.min(axis=0) - pad, support.max(axis=0) + pad]).astype(float)
     logger.info("MNI152 template space ready: %s voxels at %d mm", t1.shape, resolution)
     return TemplateSpace(
         affine=affine,
+        resolution_mm=resolution,
         t1=t1,
-        soft_masks=soft,
-        pet_base=pet_base,
-        pet_region_base={k: v.astype(np.float32) for k, v in pet_region.items()},
+        uptake=uptake.astype(np.float32),
         brain_centre_mm=centre @ affine[:3, :3].T + affine[:3, 3],
         support_mm=np.sort(corners @ affine[:3, :3].T + affine[:3, 3], axis=0),
     )
+
+
+@lru_cache(maxsize=8)
+def pet_base(resolution: int, fwhm_mm: float) -> np.ndarray:
+    """(X, Y, Z) float32 healthy FDG uptake smoothed to a site's PET resolution (cached)."""
+    space = load_template_space(resolution)
+    out = gaussian_filter(space.uptake, space.voxel_sigma(fwhm_mm)).astype(np.float32)
+    out.setflags(write=False)  # shared between patients: a patient works on a copy
+    return out
 
 
 def rotation_matrix(angles_deg: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tle_kedro.data.demo.clinical import (
+from tle_synth.clinical import (
     MAY_BE_MISSING,
     NEVER_MISSING,
     PARTICIPANT_COLUMNS,
@@ -15,7 +15,7 @@ from tle_kedro.data.demo.clinical import (
     participants_sidecar,
     sample_clinical,
 )
-from tle_kedro.data.demo.config import HISTORY_ITEMS, ClinicalConfig
+from tle_synth.config import HISTORY_ITEMS, ClinicalConfig
 
 
 @pytest.fixture(scope="module")
