@@ -33,21 +33,24 @@ def _catalog(tmp_path: Path, cohort: Path) -> DataCatalog:
     catalog = DataCatalog.from_config(config)
     params = tiny_params(tmp_path / "cache").model_dump(mode="json")
     catalog["params:preprocessing"] = params
+    catalog["params:cohort_reading"] = {"bids_validator": "off"}
     return catalog
 
 
 def test_parameters_file_is_valid_and_matches_the_defaults() -> None:
+    from tle_kedro.data.discovery import CohortReading
     from tle_kedro.transforms.params import PreprocessingParams, parse_preprocessing_params
 
     params = yaml.safe_load((CONF / "parameters_data_processing.yml").read_text())
     parsed = parse_preprocessing_params(params["preprocessing"])
     assert parsed == PreprocessingParams()
+    assert CohortReading.model_validate(params["cohort_reading"]) == CohortReading()
 
 
 def test_pipeline_declares_its_contract() -> None:
     pipeline = create_pipeline()
-    assert pipeline.inputs() == {"raw_cohort", "params:preprocessing"}
-    persisted = {"clinical_validated", "exclusions", "image_tensors"}
+    assert pipeline.inputs() == {"raw_cohort", "params:preprocessing", "params:cohort_reading"}
+    persisted = {"clinical_validated", "exclusions", "image_tensors", "registration_qc"}
     assert persisted <= pipeline.all_outputs()
     assert set(yaml.safe_load((CONF / "catalog_data_processing.yml").read_text())) == persisted
 
@@ -87,6 +90,11 @@ def test_pipeline_writes_table_report_and_tensors(
     assert tensors.volumes.shape == (4, 2, 16, 12, 8)
     assert list(tensors.index["participant_id"]) == list(table["participant_id"])
     assert "6 read, 4 used, 2 excluded, 1 with a missing modality" in caplog.text
+    qc = pd.read_csv(tmp_path / "data/02_intermediate/registration_qc.csv")
+    assert list(qc["participant_id"]) == ["sub-001", "sub-003", "sub-004", "sub-005", "sub-006"]
+    assert (qc.loc[qc["has_t1"], "t1_ncc"] > 0.8).all()
+    assert (qc.loc[qc["has_pet"], "pet_ncc"] > 0.8).all()
+    assert qc.set_index("participant_id").loc["sub-004", ["t1_ncc", "pet_ncc"]].isna().all()
 
 
 def test_missing_required_column_stops_the_run(tmp_path: Path) -> None:
