@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +103,44 @@ def test_missing_required_column_stops_the_run(tmp_path: Path) -> None:
     write_test_cohort(cohort, 2, drop_columns=["operative_side"])
     with pytest.raises(CohortError, match="'operative_side'"):
         SequentialRunner().run(create_pipeline(), _catalog(tmp_path, cohort))
+
+
+def test_selection_rule_unlisted_folders_and_validator_summary_reach_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sessions chosen by params:cohort_reading; folder-level rows come first in the report."""
+    cohort = tmp_path / "cohort"
+    write_test_cohort(cohort, 3)
+    for pid in ("sub-001", "sub-002", "sub-003"):  # move every image into ses-preop/
+        for old in list((cohort / pid).rglob("*.nii.gz")):
+            new = (
+                cohort
+                / pid
+                / "ses-preop"
+                / old.parent.name
+                / old.name.replace(f"{pid}_", f"{pid}_ses-preop_")
+            )
+            new.parent.mkdir(parents=True, exist_ok=True)
+            old.rename(new)
+    copy = cohort / "sub-001" / "ses-postop" / "anat" / "sub-001_ses-postop_T1w.nii.gz"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(next((cohort / "sub-001").rglob("*_T1w.nii.gz")).read_bytes())
+    (cohort / "sub-999" / "anat").mkdir(parents=True)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "bids-validator"
+    fake.write_text('#!/bin/sh\necho \'{"issues": {"errors": [], "warnings": []}}\'\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+
+    catalog = _catalog(tmp_path, cohort)
+    catalog["params:cohort_reading"] = {"image_selection": {"session": "preop"}}
+    SequentialRunner().run(create_pipeline(), catalog)
+    report = pd.read_csv(tmp_path / "data/02_intermediate/exclusions.csv", keep_default_na=False)
+    assert list(zip(report["participant_id"], report["reason"], strict=True)) == [
+        ("sub-999", "unlisted_subject"),
+        ("", "bids_validator"),
+    ]
+    assert report["detail"].iloc[1] == "bids-validator: 0 errors, 0 warnings"
+    table = pd.read_parquet(tmp_path / "data/02_intermediate/clinical_validated.parquet")
+    assert table[["has_t1", "has_pet"]].all(axis=None) and len(table) == 3
