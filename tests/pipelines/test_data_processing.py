@@ -34,7 +34,7 @@ def _catalog(tmp_path: Path, cohort: Path) -> DataCatalog:
     catalog = DataCatalog.from_config(config)
     params = tiny_params(tmp_path / "cache").model_dump(mode="json")
     catalog["params:preprocessing"] = params
-    catalog["params:cohort_reading"] = {"bids_validator": "off"}
+    catalog["params:cohort_reading"] = {"bids_validator": False}
     return catalog
 
 

@@ -78,7 +78,7 @@ def test_a_dicom_export_becomes_a_cohort_that_data_processing_uses(tmp_path: Pat
 
     catalog = _catalog(tmp_path, "catalog_data_processing.yml", {})
     catalog["params:preprocessing"] = tiny_params().model_dump(mode="json")
-    catalog["params:cohort_reading"] = {"bids_validator": "off"}
+    catalog["params:cohort_reading"] = {"bids_validator": False}
     SequentialRunner().run(data_processing(), catalog)
 
     table = pd.read_parquet(tmp_path / "data/02_intermediate/clinical_validated.parquet")

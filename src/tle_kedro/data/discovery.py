@@ -78,15 +78,16 @@ class CohortReading(BaseModel):
 
     Attributes:
         image_selection: the selection rule (:class:`ImageSelection`).
-        bids_validator: ``auto`` runs the official ``bids-validator`` when it is on PATH and
-            attaches its summary to the exclusion report; ``off`` never runs it.
+        bids_validator: True runs the official ``bids-validator`` when it is on PATH (and
+            skips it when not) and attaches its summary to the exclusion report; False never
+            runs it.
         bids_validator_timeout_s: give up on the validator after this many seconds.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     image_selection: ImageSelection = Field(default_factory=ImageSelection)
-    bids_validator: Literal["auto", "off"] = "auto"
+    bids_validator: bool = True
     bids_validator_timeout_s: Annotated[float, Field(gt=0)] = 300.0
 
 

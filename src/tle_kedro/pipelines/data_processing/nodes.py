@@ -38,7 +38,7 @@ def choose_images(
     ids = list(raw_cohort.images["participant_id"])
     images = select_images(raw_cohort.root, raw_cohort.candidates, ids, reading.image_selection)
     rows = []
-    if reading.bids_validator == "auto":
+    if reading.bids_validator:
         summary = validator_summary(raw_cohort.root, reading.bids_validator_timeout_s)
         if summary is not None:
             rows.append(exclusion_row(None, Reason.BIDS_VALIDATOR, summary))
