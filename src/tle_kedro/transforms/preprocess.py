@@ -84,6 +84,8 @@ def preprocess_subject(
     t1 = _load("T1", t1_path, params, problems)
     pet = _load("PET", pet_path, params, problems)
     volume = np.zeros((2, *grid.shape), dtype=np.float32)
+    # Filled by the channel functions before their quality check may raise, so a score below
+    # the threshold still reaches the registration_qc table.
     quality = {"T1": float("nan"), "PET": float("nan")}
     t1_registered: _Registered | None = None
     if t1 is not None:
