@@ -172,3 +172,21 @@ def test_read_cohort_applies_the_selection_rule_it_is_given(tmp_path: Path) -> N
     assert read_cohort(tmp_path).images.loc[0, "t1_reason"] == "ambiguous_image"
     chosen = read_cohort(tmp_path, ImageSelection(session="preop")).images.loc[0, "t1_path"]
     assert "/ses-preop/" in chosen
+
+
+def test_numeric_labels_from_yaml_or_the_command_line_are_labels() -> None:
+    rule = ImageSelection.model_validate({"session": 2, "acquisition": 1, "run": 3})
+    assert (rule.session, rule.acquisition, rule.run) == ("2", "1", 3)
+    assert ImageSelection.model_validate({"session": [3, "preop"]}).session == ["3", "preop"]
+
+
+def test_the_cohort_dataset_takes_a_selection_rule(tmp_path: Path) -> None:
+    from tle_kedro.datasets.bids import BIDSCohortDataset
+
+    for relative in SESSIONS:
+        _touch(tmp_path, relative)
+    _table(tmp_path, ["sub-01"])
+    strict = BIDSCohortDataset(str(tmp_path)).load()
+    chosen = BIDSCohortDataset(str(tmp_path), selection={"session": "postop"}).load()
+    assert strict.images.loc[0, "t1_reason"] == "ambiguous_image"
+    assert "/ses-postop/" in chosen.images.loc[0, "t1_path"]

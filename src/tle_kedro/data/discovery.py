@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 import ancpbids
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tle_kedro.data.columns import is_valid_participant_id
 from tle_kedro.data.exclusions import Reason
@@ -52,7 +52,9 @@ _MODALITIES: dict[str, tuple[str, str]] = {"T1": ("anat", "T1w"), "PET": ("pet",
 
 
 class ImageSelection(BaseModel):
-    """Which file is a subject's T1 / PET when several are present (``params:cohort``).
+    """Which file is a subject's T1 / PET when several are present.
+
+    ``params:cohort_reading.image_selection`` in conf/base/parameters_data_processing.yml.
 
     Attributes:
         session: None = any (more than one session is ambiguous); ``"latest"`` = the last
@@ -71,6 +73,16 @@ class ImageSelection(BaseModel):
     reconstruction: str | None = None
     run: Literal["latest"] | int | None = None
     allow_outside_root: bool = False
+
+    @field_validator("session", "acquisition", "reconstruction", mode="before")
+    @classmethod
+    def _labels_as_text(cls, value: object) -> object:
+        """``ses-1`` is the label ``"1"``: YAML and ``--params`` read it as the number 1."""
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return str(int(value)) if float(value).is_integer() else str(value)
+        if isinstance(value, list):
+            return [cls._labels_as_text(v) for v in value]
+        return value
 
 
 class CohortReading(BaseModel):
@@ -180,8 +192,8 @@ def _choose(root: Path, files: pd.DataFrame, rule: ImageSelection) -> _Choice:
         return (
             None,
             Reason.AMBIGUOUS_IMAGE,
-            f"{len(kept)} files match ({names}); keep one, or choose with cohort.image_selection "
-            "(session, acquisition, reconstruction, run)",
+            f"{len(kept)} files match ({names}); keep one, or choose with "
+            "cohort_reading.image_selection (session, acquisition, reconstruction, run)",
         )
     return _resolve(root, Path(str(kept["path"].iloc[0])), rule.allow_outside_root)
 
@@ -228,7 +240,7 @@ def _resolve(root: Path, path: Path, allow_outside_root: bool) -> _Choice:
             None,
             Reason.OUTSIDE_COHORT,
             f"{path.name} links to a file outside the cohort folder; copy the file into the "
-            "folder, or set cohort.image_selection.allow_outside_root: true",
+            "folder, or set cohort_reading.image_selection.allow_outside_root: true",
         )
     if not real.is_file():
         return None, Reason.UNREADABLE_IMAGE, f"{path.name} is a link to a file that does not exist"

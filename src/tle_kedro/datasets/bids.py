@@ -10,6 +10,7 @@ from kedro.io import AbstractDataset, DatasetError
 
 from tle_kedro.data.cohort import CohortError, RawCohort, read_cohort
 from tle_kedro.data.demo.writer import SyntheticCohort, write_cohort
+from tle_kedro.data.discovery import ImageSelection
 
 
 class BIDSCohortDataset(AbstractDataset[SyntheticCohort, RawCohort]):
@@ -17,10 +18,19 @@ class BIDSCohortDataset(AbstractDataset[SyntheticCohort, RawCohort]):
 
     ``load`` reads the table and lists the image files (images themselves are read lazily by
     preprocessing); ``save`` writes a :class:`SyntheticCohort` subject by subject.
+    ``selection`` (optional, ``ImageSelection`` keys) chooses among several files per modality
+    for the images listed at load; ``data_processing`` chooses again with
+    ``params:cohort_reading``, so it matters for ``inference_cohort``.
     """
 
-    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        selection: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         self._path = Path(path)
+        self._selection = ImageSelection.model_validate(selection or {})
         self.metadata = metadata
 
     def load(self) -> RawCohort:
@@ -32,7 +42,7 @@ class BIDSCohortDataset(AbstractDataset[SyntheticCohort, RawCohort]):
                 library traceback is not chained (Kedro wraps it once more with the dataset name).
         """
         try:
-            return read_cohort(self._path)
+            return read_cohort(self._path, self._selection)
         except CohortError as err:
             raise DatasetError(str(err)) from None
 
