@@ -69,8 +69,10 @@ def test_a_file_shorter_than_its_header_claims_is_truncated_even_below_the_limit
     assert "truncated" in detail and "4,294,967,648 bytes" in detail
 
 
+# VmHWM is this process image's own peak (ru_maxrss would carry the parent's over exec).
 _PEAK_SCRIPT = """
-import json, resource, sys
+import json, re, sys
+from pathlib import Path
 from tle_kedro.transforms.io import UnusableImageError, load_volume
 from tle_kedro.transforms.params import HeaderChecks
 reasons = []
@@ -79,8 +81,8 @@ for path, limit in json.loads(sys.argv[1]):
         load_volume(path, 0.5, HeaderChecks(max_voxels=limit))
     except UnusableImageError as err:
         reasons.append(str(err.reason))
-print(json.dumps({"reasons": reasons,
-                  "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+peak_kib = int(re.search(r"VmHWM:\\s*(\\d+) kB", Path("/proc/self/status").read_text())[1])
+print(json.dumps({"reasons": reasons, "peak_bytes": peak_kib * 1024}))
 """
 
 
