@@ -8,7 +8,13 @@ PET has hypometabolism in the temporal lobe of the operated side.
 Defects (``image_defects={index: {"t1": name, "pet": name}}``): ``missing``, ``truncated``,
 ``nan_slab``, ``nan_few``, ``mostly_nan``, ``multi_frame``, ``one_frame``, ``int16_scaled``,
 ``blank``, ``cropped`` (3-slice field of view), ``flip_storage`` (same image stored with the
-x axis reversed, affine adjusted), ``scale:<k>`` (intensities × k).
+x axis reversed, affine adjusted), ``scale:<k>`` (intensities × k); header and folder defects
+of issue 17: ``no_orientation`` (sform_code = qform_code = 0), ``orientation_conflict`` (qform
+10 mm off the sform), ``huge_header`` (a 2 MiB file claiming 2048³ voxels), ``gzip_as_nii``
+(gzip bytes named ``.nii``), ``both_extensions`` (``.nii`` beside ``.nii.gz``),
+``outside_link`` / ``inside_link`` (a symlink to a file outside the cohort folder / under its
+``.git/annex``); registration-quality defects: ``shuffled`` (voxels permuted), ``rotated_90``
+(head turned 90° in the array, affine unchanged: it lies).
 ``no_subject_dir={index, ...}`` drops a subject folder.
 Table edits: ``table_edits={index: {column: value}}`` (None = missing), ``extra_columns``,
 ``drop_columns``, ``duplicate_rows=[index, ...]``.
@@ -201,6 +207,10 @@ def _write(path: Path, data: np.ndarray, affine: np.ndarray, defect: str | None)
         flip = np.eye(4)
         flip[0, 0], flip[0, 3] = -1, data.shape[0] - 1
         affine = affine @ flip
+    elif defect == "shuffled":
+        data = np.random.default_rng(0).permutation(data.ravel()).reshape(data.shape)
+    elif defect == "rotated_90":
+        data = np.ascontiguousarray(np.rot90(data, 1, axes=(0, 1)))
     if defect == "multi_frame":
         data = np.stack([data, data * 1.1], axis=-1)
     elif defect == "one_frame":
@@ -211,10 +221,53 @@ def _write(path: Path, data: np.ndarray, affine: np.ndarray, defect: str | None)
         raw = np.round(data / slope).astype(np.int16)
         image = nib.Nifti1Image(raw, affine)
         image.header.set_slope_inter(slope, 0.0)
+    if defect == "no_orientation":
+        image.set_sform(None, code=0)
+        image.set_qform(None, code=0)
+    elif defect == "orientation_conflict":
+        shifted = affine.copy()
+        shifted[:3, 3] += 10.0
+        image.set_sform(affine, code=1)
+        image.set_qform(shifted, code=1)
+    if defect in ("outside_link", "inside_link"):
+        _write_linked(path, image, defect)
+        return
     nib.save(image, path)
+    if defect == "huge_header":
+        path.write_bytes(gzip.compress(_claiming_2048_cubed(affine))[: 1 << 20])
+    elif defect == "gzip_as_nii":
+        path.rename(path.with_name(path.name.removesuffix(".gz")))
+    elif defect == "both_extensions":
+        gunzip_copy(path, path.with_name(path.name.removesuffix(".gz")))
     if defect == "truncated":
         blob = path.read_bytes()
         path.write_bytes(blob[: len(blob) // 3])
+
+
+def _claiming_2048_cubed(affine: np.ndarray) -> bytes:
+    """A NIfTI header claiming 2048³ float32 voxels, followed by only 2 MiB of data."""
+    header = nib.Nifti1Header()
+    header.set_data_shape((2048, 2048, 2048))
+    header.set_data_dtype(np.float32)
+    header.set_sform(affine, code=1)
+    header.set_data_offset(352)
+    return header.binaryblock + b"\0" * 4 + np.ones(1 << 19, np.float32).tobytes()
+
+
+def _write_linked(path: Path, image: nib.Nifti1Image, defect: str) -> None:
+    """Save ``image`` elsewhere and make ``path`` a symlink to it.
+
+    ``outside_link``: beside the cohort folder (``<root>/../outside/``); ``inside_link``: under
+    the cohort's ``.git/annex/objects/`` as git-annex and DataLad keep their files.
+    """
+    cohort_root = path.parents[2]
+    if defect == "outside_link":
+        target = cohort_root.parent / "outside" / path.name
+    else:
+        target = cohort_root / ".git" / "annex" / "objects" / path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(image, target)
+    path.symlink_to(target)
 
 
 def gunzip_copy(src: Path, dst: Path) -> None:

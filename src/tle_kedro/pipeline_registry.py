@@ -6,8 +6,8 @@ from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
 # `__default__` is the analysis a team runs on its cohort, ending with the refitted model
-# registered and promoted (`final_model`); `demo_cohort` (writes the synthetic cohort) and
-# `inference` (applies the champion to new patients) are run by name.
+# registered and promoted (`final_model`); `demo_cohort` (writes the synthetic cohort),
+# `dicom_to_bids` (converts a DICOM export) and `inference` (applies the champion) are run by name.
 DEFAULT_PIPELINES = (
     "data_processing",
     "feature_engineering",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tests.cohort_factory import BASE_ROW, write_test_cohort
@@ -100,3 +101,41 @@ def test_uncompressed_nifti_is_found(tmp_path: Path) -> None:
     gz.rename(gz.with_name("sub-001_T1w.nii"))
     images = read_cohort(tmp_path).images
     assert images.loc[0, "t1_path"].endswith("sub-001_T1w.nii")
+
+
+def test_pandas_na_words_are_values_not_missing(tmp_path: Path) -> None:
+    values = dict(BASE_ROW, mri_finding="None", sex="null", hypoxia="NaN", head_trauma="#N/A")
+    _write_table(tmp_path, _header() + "\n" + "\t".join(["sub-1", *values.values()]) + "\n")
+    row = read_cohort(tmp_path).participants.iloc[0]
+    assert (row["mri_finding"], row["sex"], row["hypoxia"], row["head_trauma"]) == (
+        "None",
+        "null",
+        "NaN",
+        "#N/A",
+    )
+
+
+def test_a_latin1_table_is_read_with_a_warning_and_a_report_row(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cohort = write_test_cohort(tmp_path, 3, extra_columns={"note": "opérée à Liège"})
+    table = tmp_path / "participants.tsv"
+    utf8 = read_cohort(tmp_path).participants
+    table.write_bytes(table.read_text(encoding="utf-8").encode("latin-1"))
+    with caplog.at_level("WARNING"):
+        raw = read_cohort(tmp_path)
+    assert "line 2" in caplog.text and "cp1252" in caplog.text
+    pd.testing.assert_frame_equal(raw.participants, utf8)  # accents decoded, nothing else moved
+    assert list(raw.notes["reason"]) == ["non_utf8_table"]
+    assert list(raw.images["participant_id"]) == cohort.ids
+
+
+def test_a_table_of_unrecognisable_bytes_stops_naming_the_line(tmp_path: Path) -> None:
+    _write_table(tmp_path, _header() + "\n")
+    rows = ("\t".join(["sub-1", *BASE_ROW.values()]) + "\n").encode()
+    garbage = bytes(range(128, 256)) * 4 + b"\x00\x01\x02" * 40
+    (tmp_path / "participants.tsv").write_bytes(
+        (_header() + "\n").encode() + rows + garbage + b"\n"
+    )
+    with pytest.raises(CohortError, match=r"participants.tsv line 3 is not UTF-8"):
+        read_cohort(tmp_path)

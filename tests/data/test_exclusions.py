@@ -9,6 +9,7 @@ from tle_kedro.data.exclusions import (
     EXCLUSION_COLUMNS,
     MODALITY_REASONS,
     PATIENT_REASONS,
+    TABLE_REASONS,
     Reason,
     concat_exclusions,
     exclusion_row,
@@ -17,9 +18,10 @@ from tle_kedro.data.exclusions import (
 )
 
 
-def test_every_reason_is_patient_modality_or_column_level() -> None:
+def test_every_reason_is_patient_modality_or_table_level() -> None:
     assert PATIENT_REASONS.isdisjoint(MODALITY_REASONS)
-    assert PATIENT_REASONS | MODALITY_REASONS | {Reason.UNKNOWN_COLUMN} == set(Reason)
+    assert TABLE_REASONS.isdisjoint(PATIENT_REASONS | MODALITY_REASONS)
+    assert set(Reason) == PATIENT_REASONS | MODALITY_REASONS | TABLE_REASONS
     assert {"duplicate_id", "no_images", "outcome_conflict"} <= {str(r) for r in PATIENT_REASONS}
 
 

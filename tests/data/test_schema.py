@@ -25,7 +25,9 @@ def test_valid_rows_get_contract_dtypes_and_are_sorted() -> None:
     table = _table({0: {"participant_id": "sub-zz"}, 1: {"hypoxia": None, "sex": None}})
     valid, exclusions = validate_participants(table)
     assert list(valid["participant_id"]) == ["sub-01", "sub-02", "sub-zz"]
-    assert list(valid.columns) == list(CONTRACT_COLUMNS)
+    expected = list(CONTRACT_COLUMNS)
+    expected.insert(expected.index("engel_class") + 1, "engel_subclass")
+    assert list(valid.columns) == expected
     assert valid["age_at_onset_months"].dtype == np.float64
     assert valid["hypoxia"].dtype == np.float64 and np.isnan(valid.loc[0, "hypoxia"])
     assert valid.loc[0, "sex"] is None
@@ -49,7 +51,13 @@ def test_valid_rows_get_contract_dtypes_and_are_sorted() -> None:
         ({"sex": "X"}, "invalid_value", "'sex' has invalid value 'X'; allowed: M, F"),
         ({"age_at_onset_months": "-3"}, "invalid_value", "'age_at_onset_months'"),
         ({"febrile_seizures": "2"}, "invalid_value", "allowed: 0, 1"),
-        ({"operative_side": "left"}, "invalid_value", "allowed: L, R"),
+        ({"operative_side": "both"}, "invalid_value", "'both'; allowed: L, R"),
+        ({"operative_side": "links"}, "invalid_value", "allowed: L, R"),
+        ({"engel_class": "IIIC"}, "invalid_value", "'IIIC'; allowed: I, II, III, IV"),
+        ({"engel_class": "V"}, "invalid_value", "'V'"),
+        ({"mri_finding": "None"}, "invalid_value", "'None'"),
+        ({"sex": "null"}, "invalid_value", "'null'"),
+        ({"age_at_onset_months": "None"}, "invalid_value", "not a finite number"),
         ({"mri_finding": "tumour"}, "invalid_value", "hippocampal_sclerosis"),
         ({"seizure_frequency_per_month": "often"}, "invalid_value", "not a finite number"),
         ({"age_at_surgery_months": "1e999"}, "invalid_value", "not a finite number"),
@@ -115,3 +123,54 @@ def test_input_table_is_not_modified() -> None:
     before = table.copy()
     validate_participants(table)
     pd.testing.assert_frame_equal(table, before)
+
+
+@pytest.mark.parametrize(
+    ("spelling", "side"),
+    [("L", "L"), ("l", "L"), ("left", "L"), ("Left", "L"), ("LEFT", "L"), ("Lt", "L")]
+    + [("R", "R"), ("r", "R"), ("right", "R"), ("Right", "R"), ("RIGHT", "R"), ("rt", "R")],
+)
+def test_common_side_spellings_map_to_l_or_r(spelling: str, side: str) -> None:
+    valid, exclusions = validate_participants(_table({1: {"operative_side": spelling}}))
+    assert exclusions.empty
+    assert valid.set_index("participant_id").loc["sub-01", "operative_side"] == side
+    assert list(valid["operative_side"]) == ["L", side, "L"]  # the other rows unchanged
+
+
+@pytest.mark.parametrize(
+    ("grade", "engel_class", "subclass", "recurrence"),
+    [
+        ("IA", "I", "IA", "0"),
+        ("Id", "I", "ID", "0"),
+        ("IIB", "II", "IIB", "1"),
+        ("II A", "II", "IIA", "1"),
+        ("III-B", "III", "IIIB", "1"),
+        ("ivc", "IV", "IVC", "1"),
+        ("III", "III", None, "1"),
+    ],
+)
+def test_engel_subclasses_give_the_class_and_keep_the_subclass(
+    grade: str, engel_class: str, subclass: str | None, recurrence: str
+) -> None:
+    table = _table({1: {"engel_class": grade, "recurrence": recurrence, "time_months": "6"}})
+    valid, exclusions = validate_participants(table)
+    assert exclusions.empty, exclusions.to_string()
+    row = valid.set_index("participant_id").loc["sub-01"]
+    assert (row["engel_class"], row["engel_subclass"]) == (engel_class, subclass)
+    assert valid.set_index("participant_id").loc["sub-00", "engel_subclass"] is None
+
+
+def test_engel_subclass_with_the_wrong_recurrence_is_an_outcome_conflict() -> None:
+    valid, exclusions = validate_participants(_table({1: {"engel_class": "IB", "recurrence": "1"}}))
+    assert list(exclusions["reason"]) == ["outcome_conflict"]
+    assert list(valid["participant_id"]) == ["sub-00", "sub-02"]
+
+
+def test_na_spellings_with_spaces_are_missing_but_other_words_are_values() -> None:
+    valid, exclusions = validate_participants(
+        _table({0: {"sex": " n/a "}, 1: {"hypoxia": " NA"}, 2: {"mri_finding": "None"}})
+    )
+    assert list(valid["participant_id"]) == ["sub-00", "sub-01"]
+    assert valid.loc[0, "sex"] is None and np.isnan(valid.loc[1, "hypoxia"])
+    assert list(exclusions["participant_id"]) == ["sub-02"]
+    assert "'mri_finding' has invalid value 'None'" in exclusions["detail"].item()

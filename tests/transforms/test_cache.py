@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from tle_kedro.transforms import cache as cache_module
-from tle_kedro.transforms.cache import SubjectCache, SubjectResult, cache_key, file_digest
+from tle_kedro.transforms.cache import (
+    SubjectCache,
+    SubjectResult,
+    cache_key,
+    file_digest,
+    file_signature,
+)
 
 
 def _files(tmp_path: Path) -> tuple[str, str]:
@@ -73,3 +79,21 @@ def test_damaged_entry_is_ignored(tmp_path: Path) -> None:
     cache.put("cd34", _result())
     next(tmp_path.rglob("cd34.npz")).write_bytes(b"garbage")
     assert cache.get("cd34") is None
+
+
+def test_key_changes_when_the_same_bytes_are_named_as_another_compression(
+    tmp_path: Path,
+) -> None:
+    gz = tmp_path / "pet.nii.gz"
+    gz.write_bytes(b"\x1f\x8b same bytes")
+    key = cache_key(None, str(gz), {"grid": [4, 3, 2]})
+    plain = gz.rename(tmp_path / "pet.nii")
+    assert cache_key(None, str(plain), {"grid": [4, 3, 2]}) != key
+
+
+def test_file_signature_names_the_magic_bytes_and_suffix(tmp_path: Path) -> None:
+    path = tmp_path / "a.nii.gz"
+    path.write_bytes(b"\x1f\x8b\x08\x00rest")
+    signature = file_signature(path)
+    assert signature["magic"] == "1f8b0800" and signature["suffix"] == ".nii.gz"
+    assert signature["digest"] == file_digest(path)

@@ -1,27 +1,57 @@
 """Read a BIDS-style cohort folder: the participants table, its sidecar and the image paths.
 
 Images are not opened here (preprocessing reads them lazily); this module only lists which
-files exist. Layout (see DESIGN.md)::
+files exist (:mod:`tle_kedro.data.discovery`). Layout (see DESIGN.md), sessions and
+``acq-``/``rec-``/``run-`` entities allowed::
 
     participants.tsv, participants.json
-    sub-<id>/anat/sub-<id>_T1w.nii.gz
-    sub-<id>/pet/sub-<id>_trc-FDG_pet.nii.gz
+    sub-<id>/[ses-<s>/]anat/sub-<id>[_ses-<s>]…_T1w.nii[.gz]
+    sub-<id>/[ses-<s>/]pet/sub-<id>[_ses-<s>]_trc-FDG…_pet.nii[.gz]
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
-import re
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import charset_normalizer
 import pandas as pd
 
-PARTICIPANT_ID_PATTERN = r"^sub-[A-Za-z0-9]+$"
-_ID_RE = re.compile(PARTICIPANT_ID_PATTERN)
-IMAGE_COLUMNS: list[str] = ["participant_id", "t1_path", "pet_path", "subject_dir_exists"]
+from tle_kedro.data.columns import PARTICIPANT_ID_PATTERN, is_valid_participant_id
+from tle_kedro.data.discovery import (
+    CANDIDATE_COLUMNS,
+    IMAGE_COLUMNS,
+    ImageSelection,
+    discover_images,
+    select_images,
+    unlisted_subjects,
+)
+from tle_kedro.data.exclusions import Reason, exclusion_row, exclusions_frame
+
+__all__ = [
+    "IMAGE_COLUMNS",
+    "NA_VALUES",
+    "PARTICIPANT_ID_PATTERN",
+    "CohortError",
+    "RawCohort",
+    "is_valid_participant_id",
+    "read_cohort",
+]
+
+logger = logging.getLogger(__name__)
+
+# The only spellings of a missing value (BIDS ``n/a``, plus an empty cell and ``NA``); pandas'
+# default list (``None``, ``null``, ``NaN``, ``-nan``, ``#N/A`` …) would hide typos as missing.
+NA_VALUES: tuple[str, ...] = ("n/a", "NA", "")
+# The encoding a non-UTF-8 table is read with when charset-normalizer finds it plausible:
+# Windows-1252 is what spreadsheet exports in Western Europe write (a superset of latin-1's
+# printable characters).
+_PREFERRED_FALLBACK = "cp1252"
 
 
 class CohortError(ValueError):
@@ -36,24 +66,33 @@ class RawCohort:
         root: the cohort folder.
         participants: ``participants.tsv`` with every column as ``str`` (missing = NaN).
         sidecar: ``participants.json`` or None when absent.
-        images: one row per participants row: ``participant_id`` (raw), ``t1_path``,
-            ``pet_path`` (``str`` or None when the file does not exist),
-            ``subject_dir_exists`` (bool).
+        images: one row per participants row (:data:`IMAGE_COLUMNS`): ``participant_id``
+            (raw), ``t1_path``, ``pet_path`` (resolved ``str``, or None when no usable file
+            was chosen), ``subject_dir_exists`` (bool) and per modality the reason and detail
+            when a file exists but cannot be chosen (ambiguous, outside the folder, …).
+        candidates: every T1 / FDG PET file found (``discovery.CANDIDATE_COLUMNS``), from which
+            ``images`` was chosen with the selection rule given to :func:`read_cohort`.
+        notes: table-level report rows about the folder (an encoding guessed, subject folders
+            without a row), exclusion-report columns.
     """
 
     root: Path
     participants: pd.DataFrame
     sidecar: dict[str, Any] | None
     images: pd.DataFrame
+    candidates: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=CANDIDATE_COLUMNS)
+    )
+    notes: pd.DataFrame = field(default_factory=exclusions_frame)
 
 
-def is_valid_participant_id(value: object) -> bool:
-    """True for a string matching ``^sub-[A-Za-z0-9]+$`` (so it cannot escape the folder)."""
-    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None
-
-
-def read_cohort(root: Path | str) -> RawCohort:
+def read_cohort(root: Path | str, selection: ImageSelection | None = None) -> RawCohort:
     """Read ``participants.tsv`` / ``.json`` under ``root`` and list each subject's images.
+
+    Args:
+        root: the cohort folder.
+        selection: which file to use when a subject has several (``ImageSelection()``, the
+            strict rule, when None: more than one candidate is ``ambiguous_image``).
 
     Raises:
         CohortError: the folder or table is missing, unreadable, empty or not tab-separated.
@@ -65,35 +104,56 @@ def read_cohort(root: Path | str) -> RawCohort:
             "`kedro run --params=cohort_dir=/path/to/bids` or generate the demo cohort with "
             "`kedro run --pipelines=demo_cohort`"
         )
-    participants = read_participants_table(root / "participants.tsv")
-    images = pd.DataFrame(
-        [_subject_images(root, pid) for pid in participants.get("participant_id", [])],
-        columns=IMAGE_COLUMNS,
-    )
-    if "participant_id" not in participants.columns:
-        images = pd.DataFrame(columns=IMAGE_COLUMNS)
+    table_path = root / "participants.tsv"
+    participants, encoding = read_participants_table(table_path)
+    notes = []
+    if encoding != "utf-8":
+        notes.append(
+            exclusion_row(
+                None,
+                Reason.NON_UTF8_TABLE,
+                f"participants.tsv is not UTF-8; read as {encoding} (check accented values; "
+                "re-save it as UTF-8 to silence this)",
+            )
+        )
+    ids = list(participants["participant_id"]) if "participant_id" in participants else []
+    candidates = discover_images(root)
+    for folder in unlisted_subjects(root, ids):
+        n_files = int((candidates["participant_id"] == folder).sum())
+        detail = (
+            f"folder {folder}/ ({n_files} T1/PET file(s)) has no row in participants.tsv; "
+            "add its row or move the folder out of the cohort"
+        )
+        notes.append(exclusion_row(folder, Reason.UNLISTED_SUBJECT, detail))
     return RawCohort(
         root=root,
         participants=participants,
         sidecar=_read_sidecar(root / "participants.json"),
-        images=images,
+        images=select_images(root, candidates, ids, selection or ImageSelection()),
+        candidates=candidates,
+        notes=exclusions_frame(notes),
     )
 
 
-def read_participants_table(path: Path) -> pd.DataFrame:
-    """``participants.tsv`` as strings (``n/a``, ``NA`` and empty cells are missing).
+def read_participants_table(path: Path) -> tuple[pd.DataFrame, str]:
+    """``participants.tsv`` as strings, and the encoding it was read with.
+
+    Only :data:`NA_VALUES` are missing; any other text (``None``, ``null``, ``-``) stays a
+    value for validation to judge. A table that is not UTF-8 is read with the encoding
+    charset-normalizer finds (Windows-1252 when plausible) and a warning.
 
     Raises:
-        CohortError: naming the file and the fix when it is missing, unreadable, empty, has no
-            data rows, or is not tab-separated.
+        CohortError: naming the file (and the line) and the fix when it is missing, unreadable,
+            of an unrecognisable encoding, empty, has no data rows, or is not tab-separated.
     """
     fix = "it must be a UTF-8, tab-separated table with a header row (BIDS participants.tsv)"
     if not path.is_file():
         raise CohortError(f"{path} not found; {fix}")
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as err:
+        raw = path.read_bytes()
+    except OSError as err:
         raise CohortError(f"{path} cannot be read ({err}); {fix}") from err
+    text, encoding = _decode(path, raw, fix)
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
         raise CohortError(f"{path} is empty; {fix}")
@@ -106,8 +166,8 @@ def read_participants_table(path: Path) -> pd.DataFrame:
     if len(lines) < 2:
         raise CohortError(f"{path} has a header but no participant rows; {fix}")
     n_fields = header.count("\t") + 1
-    for number, line in enumerate(lines[1:], start=2):
-        if line.count("\t") + 1 != n_fields:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip() and line.count("\t") + 1 != n_fields:
             raise CohortError(
                 f"{path} is not a well-formed table: line {number} has "
                 f"{line.count(chr(9)) + 1} tab-separated fields but the header has {n_fields}; "
@@ -115,19 +175,47 @@ def read_participants_table(path: Path) -> pd.DataFrame:
             )
     try:
         table = pd.read_csv(
-            path,
+            io.StringIO(text),
             sep="\t",
             dtype=str,
-            keep_default_na=True,
+            keep_default_na=False,
+            na_values=list(NA_VALUES),
             quoting=csv.QUOTE_NONE,
-            encoding="utf-8-sig",
             skip_blank_lines=True,
             index_col=False,
         )
     except (pd.errors.ParserError, ValueError) as err:
         raise CohortError(f"{path} is not a well-formed table ({err}); {fix}") from err
     table.columns = [str(c) for c in table.columns]
-    return table
+    return table, encoding
+
+
+def _decode(path: Path, raw: bytes, fix: str) -> tuple[str, str]:
+    """(text, encoding): UTF-8 (a BOM is dropped), else the encoding charset-normalizer finds."""
+    try:
+        return raw.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        matches = list(charset_normalizer.from_bytes(raw))
+        if not matches:
+            raise CohortError(
+                f"{path} line {line} is not UTF-8 and the file's encoding cannot be recognised "
+                f"(is it a spreadsheet, not a text export?); {fix}"
+            ) from err
+        least_chaos = min(m.chaos for m in matches)
+        plausible = [m for m in matches if m.chaos == least_chaos]
+        encoding = next(
+            (
+                _PREFERRED_FALLBACK
+                for m in plausible
+                if _PREFERRED_FALLBACK in m.could_be_from_charset
+            ),
+            plausible[0].encoding,
+        )
+        logger.warning(
+            "%s is not UTF-8 (first non-UTF-8 byte on line %d); read as %s", path, line, encoding
+        )
+        return raw.decode(encoding), encoding
 
 
 def _read_sidecar(path: Path) -> dict[str, Any] | None:
@@ -142,28 +230,12 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
     return data
 
 
-def _first_existing(*candidates: Path) -> str | None:
-    for candidate in candidates:
-        if candidate.is_file():
-            return str(candidate)
-    return None
-
-
 def _subject_images(root: Path, participant_id: object) -> dict[str, Any]:
-    """Image paths of one subject; ids that are not ``sub-<alnum>`` never get a path."""
-    row: dict[str, Any] = {
-        "participant_id": participant_id,
-        "t1_path": None,
-        "pet_path": None,
-        "subject_dir_exists": False,
-    }
-    if not is_valid_participant_id(participant_id):
-        return row
-    pid = str(participant_id)
-    subject = root / pid
-    row["subject_dir_exists"] = subject.is_dir()
-    t1 = subject / "anat" / f"{pid}_T1w"
-    pet = subject / "pet" / f"{pid}_trc-FDG_pet"
-    row["t1_path"] = _first_existing(t1.with_suffix(".nii.gz"), t1.with_suffix(".nii"))
-    row["pet_path"] = _first_existing(pet.with_suffix(".nii.gz"), pet.with_suffix(".nii"))
-    return row
+    """One subject's images with the strict selection rule (a row of :data:`IMAGE_COLUMNS`).
+
+    For callers that know one subject at a time (the registered model's ``cohort_dir`` input);
+    it indexes the whole folder, so a cohort is better read once with :func:`read_cohort`.
+    """
+    candidates = discover_images(root)
+    chosen = select_images(root, candidates, [participant_id], ImageSelection())
+    return dict(chosen.iloc[0])

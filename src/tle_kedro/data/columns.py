@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
+PARTICIPANT_ID_PATTERN = r"^sub-[A-Za-z0-9]+$"
+_ID_RE = re.compile(PARTICIPANT_ID_PATTERN)
+
 NUMERIC_COLUMNS: tuple[str, ...] = (
     "age_at_onset_months",
     "age_at_surgery_months",
@@ -19,3 +24,8 @@ BINARY_COLUMNS: tuple[str, ...] = (
     "head_trauma",
     "prior_surgery",
 )
+
+
+def is_valid_participant_id(value: object) -> bool:
+    """True for a string matching ``^sub-[A-Za-z0-9]+$`` (so it cannot escape the folder)."""
+    return isinstance(value, str) and _ID_RE.fullmatch(value) is not None

@@ -3,7 +3,9 @@
 One row per problem, columns :data:`EXCLUSION_COLUMNS`. A patient-level reason removes the
 patient from the analysis; a modality-level reason keeps the patient with that modality
 masked (``has_t1``/``has_pet`` False) and its ``detail`` starts with the modality name
-(``"T1: ..."`` or ``"PET: ..."``); ``unknown_column`` rows have an empty ``participant_id``.
+(``"T1: ..."`` or ``"PET: ..."``). Table-level rows (:data:`TABLE_REASONS`) concern the
+folder or the table, not a row of it: ``unknown_column`` and ``non_utf8_table`` have an empty
+``participant_id``; ``unlisted_subject`` names the folder ``sub-<id>/`` that has no row.
 """
 
 from __future__ import annotations
@@ -34,8 +36,16 @@ class Reason(StrEnum):
     WRONG_DIMENSIONALITY = "wrong_dimensionality"
     BLANK_IMAGE = "blank_image"
     REGISTRATION_FAILED = "registration_failed"
-    # table level: the column is ignored
+    NO_ORIENTATION = "no_orientation"
+    ORIENTATION_CONFLICT = "orientation_conflict"
+    IMAGE_TOO_LARGE = "image_too_large"
+    OUTSIDE_COHORT = "outside_cohort"
+    AMBIGUOUS_IMAGE = "ambiguous_image"
+    # table level: the column or folder is ignored, or the table needed a guess
     UNKNOWN_COLUMN = "unknown_column"
+    UNLISTED_SUBJECT = "unlisted_subject"
+    NON_UTF8_TABLE = "non_utf8_table"
+    BIDS_VALIDATOR = "bids_validator"
 
 
 MODALITY_REASONS: frozenset[Reason] = frozenset(
@@ -46,11 +56,22 @@ MODALITY_REASONS: frozenset[Reason] = frozenset(
         Reason.WRONG_DIMENSIONALITY,
         Reason.BLANK_IMAGE,
         Reason.REGISTRATION_FAILED,
+        Reason.NO_ORIENTATION,
+        Reason.ORIENTATION_CONFLICT,
+        Reason.IMAGE_TOO_LARGE,
+        Reason.OUTSIDE_COHORT,
+        Reason.AMBIGUOUS_IMAGE,
     }
 )
-PATIENT_REASONS: frozenset[Reason] = frozenset(
-    set(Reason) - MODALITY_REASONS - {Reason.UNKNOWN_COLUMN}
+TABLE_REASONS: frozenset[Reason] = frozenset(
+    {
+        Reason.UNKNOWN_COLUMN,
+        Reason.UNLISTED_SUBJECT,
+        Reason.NON_UTF8_TABLE,
+        Reason.BIDS_VALIDATOR,
+    }
 )
+PATIENT_REASONS: frozenset[Reason] = frozenset(set(Reason) - MODALITY_REASONS - TABLE_REASONS)
 
 
 def exclusion_row(participant_id: str | None, reason: Reason, detail: str) -> dict[str, str]:

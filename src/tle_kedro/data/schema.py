@@ -2,16 +2,29 @@
 
 A missing required column stops the run (:class:`~tle_kedro.data.cohort.CohortError`); a bad
 row never does: it is excluded with a reason (see :mod:`tle_kedro.data.exclusions`).
+
+Accepted spellings (docs/bring_your_own_cohort.md lists them): ``operative_side`` in any case
+as ``L``/``left``/``lt`` or ``R``/``right``/``rt`` (:data:`SIDE_SPELLINGS`); ``engel_class`` as
+the class (``I``–``IV``) or an Engel subclass (``IA``–``ID``, ``IIA``–``IID``, ``IIIA``–``IIIB``,
+``IVA``–``IVC``, any case, optionally ``I A``/``I-A``/``I.A``): the class is the Roman numeral,
+the subclass is kept in ``engel_subclass``.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from tle_kedro.data.cohort import PARTICIPANT_ID_PATTERN, CohortError, is_valid_participant_id
-from tle_kedro.data.columns import BINARY_COLUMNS, NUMERIC_COLUMNS
+from tle_kedro.data.cohort import NA_VALUES, CohortError
+from tle_kedro.data.columns import (
+    BINARY_COLUMNS,
+    NUMERIC_COLUMNS,
+    PARTICIPANT_ID_PATTERN,
+    is_valid_participant_id,
+)
 from tle_kedro.data.exclusions import Reason, exclusion_row, exclusions_frame
 
 CATEGORIES: dict[str, tuple[str, ...]] = {
@@ -20,6 +33,18 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     "mri_finding": ("normal", "hippocampal_sclerosis", "other_lesion"),
     "engel_class": ("I", "II", "III", "IV"),
 }
+# Lower-cased spelling -> side; anything else stays a value for the schema to refuse.
+SIDE_SPELLINGS: dict[str, str] = {
+    "l": "L",
+    "left": "L",
+    "lt": "L",
+    "r": "R",
+    "right": "R",
+    "rt": "R",
+}
+# Engel (1993) subclasses per class: IA-ID, IIA-IID, IIIA-IIIB, IVA-IVC.
+ENGEL_SUBCLASSES: dict[str, str] = {"I": "ABCD", "II": "ABCD", "III": "AB", "IV": "ABC"}
+_ENGEL_RE = re.compile(r"^(IV|III|II|I)(?:[ .\-]?([A-D]))?$")
 OUTCOME_COLUMNS: tuple[str, ...] = ("engel_class", "recurrence", "time_months")
 CLINICAL_COLUMNS: tuple[str, ...] = (
     "participant_id",
@@ -84,7 +109,8 @@ def validate_participants(
             optional (absent or empty is fine; present values are still checked).
     Returns:
         ``(valid, exclusions)``: the usable rows with contract dtypes sorted by
-        ``participant_id`` (unknown columns dropped), and one exclusion row per problem.
+        ``participant_id`` (unknown columns dropped; ``engel_subclass`` added after
+        ``engel_class`` when that column exists), and one exclusion row per problem.
     Raises:
         CohortError: a required column is missing (naming it and the fix).
     """
@@ -96,6 +122,7 @@ def validate_participants(
     ]
     raw = df.drop(columns=unknown).reset_index(drop=True)
     parsed, parse_rows = _parse(raw)
+    parsed = _normalise_spellings(parsed)
     problems = _id_problems(raw) + parse_rows + _schema_problems(parsed, raw, require_outcome)
     excluded = sorted({i for i, _ in problems})
     rows += [row for _, row in sorted(problems, key=lambda p: p[0])]
@@ -144,7 +171,7 @@ def _parse(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[_Problem]]:
     parsed = raw.copy()
     problems: list[_Problem] = []
     for name in raw.columns:
-        stripped = _as_text(raw[name]).str.strip().replace("", np.nan)
+        stripped = _as_text(raw[name]).str.strip().replace(list(NA_VALUES), np.nan)
         if name not in _FLOAT_COLUMNS:
             parsed[name] = stripped.astype(object).where(stripped.notna(), None)
             continue
@@ -156,6 +183,39 @@ def _parse(raw: pd.DataFrame) -> tuple[pd.DataFrame, list[_Problem]]:
             )
         parsed[name] = numbers
     return parsed, problems
+
+
+def _normalise_spellings(parsed: pd.DataFrame) -> pd.DataFrame:
+    """Side spellings to ``L``/``R``; Engel subclasses to their class plus ``engel_subclass``.
+
+    Unknown spellings are left as they are, so the schema reports them with the raw value.
+    """
+    out = parsed.copy()
+    if "operative_side" in out:
+        out["operative_side"] = out["operative_side"].map(
+            lambda v: v if v is None else SIDE_SPELLINGS.get(str(v).lower(), v)
+        )
+    if "engel_class" in out:
+        engel = [_engel(v) for v in out["engel_class"]]
+        out["engel_class"] = [cls for cls, _ in engel]
+        position = list(out.columns).index("engel_class") + 1
+        out.insert(position, "engel_subclass", [sub for _, sub in engel])
+    return out
+
+
+def _engel(value: object) -> tuple[object, str | None]:
+    """(class, subclass) of an Engel grade (``"IIa"`` -> ``("II", "IIA")``); unknown as is."""
+    if value is None:
+        return None, None
+    match = _ENGEL_RE.fullmatch(str(value).upper())
+    if match is None:
+        return value, None
+    grade, letter = match.groups()
+    if letter is None:
+        return grade, None
+    if letter not in ENGEL_SUBCLASSES[grade]:
+        return value, None
+    return grade, grade + letter
 
 
 def _as_text(column: pd.Series) -> pd.Series:

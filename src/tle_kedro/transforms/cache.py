@@ -1,9 +1,12 @@
 """Content-keyed cache of per-subject preprocessing results (successes and failures).
 
-The key hashes the bytes of the subject's image files, the preprocessing parameters that
-change the result and :data:`CODE_VERSION`; renaming a file or a subject keeps the key, any
-change of content, parameter or algorithm changes it. Entries are single ``.npz`` files written
-atomically, so an interrupted run leaves no half-written entry.
+The key covers everything that decides a subject's outcome: each image file's bytes (BLAKE2b),
+its magic bytes and the compression its name announces (``.nii`` or ``.nii.gz``: a gzip file
+named ``.nii`` is refused, so renaming it must change the key), the preprocessing parameters
+that change the result (header limits and quality thresholds included) and
+:data:`CODE_VERSION`. Renaming a subject or a folder keeps the key; any other change makes a
+new one, so a cold and a warm run give the same exclusion report. Entries are single ``.npz``
+files written atomically, so an interrupted run leaves no half-written entry.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 # Bump when preprocessing code changes its output: every cached entry becomes stale.
-CODE_VERSION = "preprocess-1"
+CODE_VERSION = "preprocess-2"
 _CHUNK = 1 << 20
 
 
@@ -34,12 +37,16 @@ class SubjectResult:
         volume: (2, D, H, W) float32, channel 0 = T1, 1 = PET, zeros where unusable.
         has_t1, has_pet: whether each channel holds a usable image.
         problems: ``(reason, detail)`` pairs for modality-level problems.
+        t1_ncc, pet_ncc: registration quality (correlation with the MNI template inside the
+            brain mask); NaN when the modality was not registered.
     """
 
     volume: np.ndarray
     has_t1: bool
     has_pet: bool
     problems: tuple[tuple[str, str], ...] = ()
+    t1_ncc: float = float("nan")
+    pet_ncc: float = float("nan")
 
 
 def file_digest(path: str | Path | None) -> str:
@@ -53,12 +60,22 @@ def file_digest(path: str | Path | None) -> str:
     return digest.hexdigest()
 
 
+def file_signature(path: str | Path | None) -> dict[str, str]:
+    """What of a file decides how it is read: its bytes, magic bytes and name suffix."""
+    if path is None:
+        return {"digest": "absent"}
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    suffix = ".nii.gz" if str(path).endswith(".gz") else Path(path).suffix
+    return {"digest": file_digest(path), "magic": magic.hex(), "suffix": suffix}
+
+
 def cache_key(t1_path: str | None, pet_path: str | None, fingerprint: dict[str, Any]) -> str:
-    """Key of one subject: image contents + parameters + :data:`CODE_VERSION`."""
+    """Key of one subject: image files (:func:`file_signature`) + parameters + code version."""
     payload = json.dumps(
         {
-            "t1": file_digest(t1_path),
-            "pet": file_digest(pet_path),
+            "t1": file_signature(t1_path),
+            "pet": file_signature(pet_path),
             "params": fingerprint,
             "code": CODE_VERSION,
         },
@@ -92,6 +109,8 @@ class SubjectCache:
                     has_t1=bool(meta["has_t1"]),
                     has_pet=bool(meta["has_pet"]),
                     problems=tuple((str(r), str(d)) for r, d in meta["problems"]),
+                    t1_ncc=float(meta["t1_ncc"]),
+                    pet_ncc=float(meta["pet_ncc"]),
                 )
         except (OSError, ValueError, KeyError) as err:
             logger.warning("ignoring damaged cache entry %s (%s)", self._path(key), err)
@@ -110,6 +129,8 @@ class SubjectCache:
             "has_t1": result.has_t1,
             "has_pet": result.has_pet,
             "problems": [list(p) for p in result.problems],
+            "t1_ncc": result.t1_ncc,  # NaN is written as the JSON literal NaN (json reads it)
+            "pet_ncc": result.pet_ncc,
             "code": CODE_VERSION,
         }
         fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")

@@ -42,6 +42,34 @@ class RegistrationParams(BaseModel):
             )
 
 
+class HeaderChecks(BaseModel):
+    """What a NIfTI header must satisfy before any voxel is read (``transforms.io``).
+
+    ``max_voxels``: a header claiming more voxels (all dimensions) is ``image_too_large``; the
+    default 2**26 (e.g. 512 x 512 x 256) keeps one image's float32 copies well under 2 GiB.
+    ``orientation_tolerance_mm``: when both qform and sform are set, the largest distance
+    between where they put a corner of the field of view (``orientation_conflict`` above it).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_voxels: Annotated[int, Field(ge=1)] = 2**26
+    orientation_tolerance_mm: Annotated[float, Field(ge=0)] = 1.0
+
+
+class RegistrationQC(BaseModel):
+    """Per-patient registration quality: Pearson correlation (normalised cross-correlation)
+    of each registered image with its MNI template inside the template's brain mask (T1 with
+    the MNI152 T1, PET with the FDG-like template). Below the modality's minimum, the modality
+    is masked with ``registration_failed``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_t1_ncc: Annotated[float, Field(ge=-1, le=1)] = 0.5
+    min_pet_ncc: Annotated[float, Field(ge=-1, le=1)] = 0.5
+
+
 class PreprocessingParams(BaseModel):
     """Everything that decides a preprocessed tensor (plus where the cache lives).
 
@@ -60,6 +88,8 @@ class PreprocessingParams(BaseModel):
     registration: RegistrationParams = Field(default_factory=RegistrationParams)
     t1_normalisation: Literal["zscore", "robust"] = "zscore"
     max_nonfinite_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5
+    header_checks: HeaderChecks = Field(default_factory=HeaderChecks)
+    registration_qc: RegistrationQC = Field(default_factory=RegistrationQC)
     num_threads: Annotated[int, Field(ge=1, le=64)] = 1
     progress_bar: bool = True
 

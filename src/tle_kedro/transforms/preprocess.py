@@ -34,7 +34,13 @@ from tle_kedro.transforms.registration import (
 )
 from tle_kedro.transforms.templates import Templates, mni_templates
 
-__all__ = ["ImageTensors", "preprocess_cohort", "preprocess_subject"]
+__all__ = [
+    "CohortImages",
+    "ImageTensors",
+    "preprocess_cohort",
+    "preprocess_cohort_qc",
+    "preprocess_subject",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +76,7 @@ def preprocess_subject(
 
     Returns:
         ``volume`` (2, D, H, W) float32 on the crop grid, channel-wise ``has_t1``/``has_pet``,
+        each modality's registration quality (``t1_ncc``/``pet_ncc``, NaN when not measured)
         and ``(reason, detail)`` for each modality that is missing or unusable.
     """
     grid = _Grid.from_params(params)
@@ -77,11 +84,14 @@ def preprocess_subject(
     t1 = _load("T1", t1_path, params, problems)
     pet = _load("PET", pet_path, params, problems)
     volume = np.zeros((2, *grid.shape), dtype=np.float32)
+    # Filled by the channel functions before their quality check may raise, so a score below
+    # the threshold still reaches the registration_qc table.
+    quality = {"T1": float("nan"), "PET": float("nan")}
     t1_registered: _Registered | None = None
     if t1 is not None:
         try:
             t1_registered = _register_t1(t1, grid, params)
-            volume[0] = _t1_channel(t1, t1_registered, grid, params)
+            volume[0] = _t1_channel(t1, t1_registered, grid, params, quality)
         except (RuntimeError, UnusableImageError) as err:
             problems.append(_problem("T1", err))
             t1_registered = None
@@ -89,7 +99,7 @@ def preprocess_subject(
     if pet is not None:
         try:
             mni_to_pet = _register_pet(pet, t1_registered, grid, params)
-            volume[1] = _pet_channel(pet, mni_to_pet, grid)
+            volume[1] = _pet_channel(pet, mni_to_pet, grid, params, quality)
             has_pet = True
         except (RuntimeError, UnusableImageError) as err:
             problems.append(_problem("PET", err))
@@ -98,6 +108,8 @@ def preprocess_subject(
         has_t1=t1_registered is not None,
         has_pet=has_pet,
         problems=tuple(problems),
+        t1_ncc=quality["T1"],
+        pet_ncc=quality["PET"],
     )
 
 
@@ -134,19 +146,22 @@ def _load(
         problems.append((str(Reason.MISSING_MODALITY), f"{modality}: no image file"))
         return None
     try:
-        data, affine = load_volume(path, params.max_nonfinite_fraction)
+        data, affine = load_volume(path, params.max_nonfinite_fraction, params.header_checks)
     except UnusableImageError as err:
         problems.append(_problem(modality, err))
         return None
     return to_sitk(data, affine)
 
 
-def _warp(image: sitk.Image, registered: _Registered, grid: _Grid) -> tuple[np.ndarray, np.ndarray]:
-    """Brain voxel values (for normalisation) and the crop (NaN outside the image).
+def _warp(
+    image: sitk.Image, registered: _Registered, template: sitk.Image, grid: _Grid
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Brain voxel values (for normalisation), the crop, and the registration quality.
 
     Returns:
-        ``(brain_values, crop)``: (n,) float32 finite values inside the MNI brain mask at the
-        registration resolution; (D, H, W) float32 on the crop grid.
+        ``(brain_values, crop, ncc)``: (n,) float32 finite values inside the MNI brain mask at
+        the registration resolution; (D, H, W) float32 on the crop grid (NaN outside the
+        image); Pearson correlation of those brain values with ``template``'s.
     """
     small, mni_to_image = registered
     templates = grid.templates
@@ -158,15 +173,45 @@ def _warp(image: sitk.Image, registered: _Registered, grid: _Grid) -> tuple[np.n
             Reason.REGISTRATION_FAILED,
             f"only {coverage:.0%} of the MNI brain lies inside the image after registration",
         )
+    finite = np.isfinite(values)
+    expected = to_numpy(template)[templates.brain][finite]
+    ncc = normalised_cross_correlation(values[finite], expected)
     crop = resample_to_grid(image, mni_to_image, grid.affine, grid.shape)
-    return values[np.isfinite(values)], crop
+    return values[finite], crop, ncc
+
+
+def normalised_cross_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two equally long value vectors (0 when either is constant).
+
+    The zero-lag normalised cross-correlation used as a registration quality measure
+    (e.g. Avants et al., NeuroImage 2011, for ANTs' ``CC`` metric).
+    """
+    a = a.astype(np.float64) - a.mean()
+    b = b.astype(np.float64) - b.mean()
+    denominator = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / denominator) if denominator > 0 else 0.0
+
+
+def _check_quality(modality: str, ncc: float, minimum: float, template: str) -> None:
+    if not ncc >= minimum:
+        raise UnusableImageError(
+            Reason.REGISTRATION_FAILED,
+            f"registration quality {ncc:.2f} (correlation with the {template} inside the brain "
+            f"mask) is below preprocessing.registration_qc.min_{modality.lower()}_ncc = "
+            f"{minimum}; check the image's orientation and content",
+        )
 
 
 def _t1_channel(
-    t1: sitk.Image, registered: _Registered, grid: _Grid, params: PreprocessingParams
+    t1: sitk.Image,
+    registered: _Registered,
+    grid: _Grid,
+    params: PreprocessingParams,
+    quality: dict[str, float],
 ) -> np.ndarray:
     """T1 on the crop grid, z-scored (or median/IQR-scaled) inside the brain; 0 outside FOV."""
-    brain, crop = _warp(t1, registered, grid)
+    brain, crop, quality["T1"] = _warp(t1, registered, grid.templates.t1, grid)
+    _check_quality("T1", quality["T1"], params.registration_qc.min_t1_ncc, "MNI152 T1")
     if params.t1_normalisation == "zscore":
         centre, scale = float(brain.mean()), float(brain.std())
     else:
@@ -177,13 +222,33 @@ def _t1_channel(
     return np.nan_to_num((crop - centre) / scale, nan=0.0).astype(np.float32)
 
 
-def _pet_channel(pet: sitk.Image, registered: _Registered, grid: _Grid) -> np.ndarray:
+def _pet_channel(
+    pet: sitk.Image,
+    registered: _Registered,
+    grid: _Grid,
+    params: PreprocessingParams,
+    quality: dict[str, float],
+) -> np.ndarray:
     """PET on the crop grid as a ratio to the mean whole-brain uptake; 0 outside FOV."""
-    brain, crop = _warp(pet, registered, grid)
+    brain, crop, quality["PET"] = _warp(pet, registered, grid.templates.pet, grid)
+    _check_quality("PET", quality["PET"], params.registration_qc.min_pet_ncc, "FDG-like template")
     reference = float(brain.mean())
     if not reference > 0:
         raise UnusableImageError(Reason.BLANK_IMAGE, "mean uptake in the brain is not positive")
     return np.nan_to_num(crop / reference, nan=0.0).astype(np.float32)
+
+
+QC_COLUMNS: list[str] = ["participant_id", "t1_ncc", "pet_ncc", "has_t1", "has_pet"]
+
+
+@dataclass(frozen=True)
+class CohortImages:
+    """What preprocessing a cohort gives (see :func:`preprocess_cohort_qc`)."""
+
+    used: pd.DataFrame
+    exclusions: pd.DataFrame
+    tensors: ImageTensors
+    registration_qc: pd.DataFrame
 
 
 def preprocess_cohort(
@@ -191,16 +256,29 @@ def preprocess_cohort(
     images: pd.DataFrame,
     params: PreprocessingParams,
 ) -> tuple[pd.DataFrame, pd.DataFrame, ImageTensors]:
+    """``(used, exclusions, tensors)`` of :func:`preprocess_cohort_qc` (no quality table)."""
+    out = preprocess_cohort_qc(clinical, images, params)
+    return out.used, out.exclusions, out.tensors
+
+
+def preprocess_cohort_qc(
+    clinical: pd.DataFrame,
+    images: pd.DataFrame,
+    params: PreprocessingParams,
+) -> CohortImages:
     """Preprocess every patient of the validated table (cached per subject).
 
     Args:
         clinical: validated rows (unique ``participant_id``).
-        images: ``RawCohort.images`` (``participant_id, t1_path, pet_path, subject_dir_exists``).
+        images: ``RawCohort.images`` (``participant_id, t1_path, pet_path,
+            subject_dir_exists`` and optionally ``t1_reason, t1_detail, pet_reason,
+            pet_detail``: why a present file was not chosen).
         params: validated preprocessing parameters.
     Returns:
-        ``(used, exclusions, tensors)``: ``clinical`` rows of patients with at least one usable
-        image plus ``has_t1``/``has_pet``, sorted by ``participant_id``; one exclusion row per
-        problem; their tensors (same order).
+        ``used``: ``clinical`` rows of patients with at least one usable image plus
+        ``has_t1``/``has_pet``, sorted by ``participant_id``; ``exclusions``: one row per
+        problem; ``tensors``: their tensors (same order); ``registration_qc``: one row per
+        patient whose images were opened (:data:`QC_COLUMNS`; NaN = not registered).
     """
     paths = images.drop_duplicates("participant_id").set_index("participant_id")
     cache = SubjectCache(params.cache_dir)
@@ -208,12 +286,16 @@ def preprocess_cohort(
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(params.num_threads)
     rows: list[dict[str, str]] = []
     results: dict[str, SubjectResult] = {}
+    quality: list[dict[str, object]] = []
     try:
         ids = clinical["participant_id"].tolist()
         for pid in tqdm(ids, desc="preprocessing", unit="patient", disable=not params.progress_bar):
             entry = paths.loc[pid] if pid in paths.index else None
             result = _cached_subject(pid, entry, cache, params, rows)
-            if result is not None:
+            if result is None:
+                continue
+            quality.append(_quality_row(pid, result))
+            if result.has_t1 or result.has_pet:
                 results[pid] = result
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(previous_threads)
@@ -221,7 +303,20 @@ def preprocess_cohort(
     tensors = _tensors(results, params)
     used = clinical.merge(tensors.index, on="participant_id", how="inner", validate="one_to_one")
     used = used.sort_values("participant_id", kind="stable").reset_index(drop=True)
-    return used, exclusions_frame(rows), tensors
+    qc = pd.DataFrame(quality, columns=QC_COLUMNS).astype(
+        {"t1_ncc": float, "pet_ncc": float, "has_t1": bool, "has_pet": bool}
+    )
+    return CohortImages(used, exclusions_frame(rows), tensors, qc)
+
+
+def _quality_row(pid: str, result: SubjectResult) -> dict[str, object]:
+    return {
+        "participant_id": pid,
+        "t1_ncc": result.t1_ncc,
+        "pet_ncc": result.pet_ncc,
+        "has_t1": result.has_t1,
+        "has_pet": result.has_pet,
+    }
 
 
 def _cached_subject(
@@ -231,23 +326,39 @@ def _cached_subject(
     params: PreprocessingParams,
     rows: list[dict[str, str]],
 ) -> SubjectResult | None:
-    """One patient's result (cache first); appends its exclusion rows; None = no images."""
+    """One patient's result (cache first); appends its exclusion rows; None = no folder.
+
+    A file that discovery refused (ambiguous, outside the cohort, a broken link) reaches
+    preprocessing as "no file"; its own reason replaces ``missing_modality`` in the report.
+    """
     if entry is None or not bool(entry["subject_dir_exists"]):
         rows.append(exclusion_row(pid, Reason.NO_IMAGES, f"no subject folder {pid}/"))
         return None
-    t1_path, pet_path = (
-        None if pd.isna(entry[c]) else str(entry[c]) for c in ("t1_path", "pet_path")
-    )
+    t1_path, pet_path = (_cell(entry, c) for c in ("t1_path", "pet_path"))
     key = cache_key(t1_path, pet_path, params.fingerprint())
     result = cache.get(key)
     if result is None:
         result = preprocess_subject(t1_path, pet_path, params)
         cache.put(key, result)
-    rows += [exclusion_row(pid, Reason(r), d) for r, d in result.problems]
+    refused = {
+        modality: (reason, _cell(entry, f"{modality.lower()}_detail"))
+        for modality in ("T1", "PET")
+        if (reason := _cell(entry, f"{modality.lower()}_reason")) is not None
+    }
+    for reason, detail in result.problems:
+        modality = detail.split(":", 1)[0]
+        if reason == Reason.MISSING_MODALITY and modality in refused:
+            reason, detail = refused[modality]  # type: ignore[assignment]
+        rows.append(exclusion_row(pid, Reason(reason), detail))
     if not (result.has_t1 or result.has_pet):
         rows.append(exclusion_row(pid, Reason.NO_IMAGES, "no usable T1 or PET"))
-        return None
     return result
+
+
+def _cell(entry: pd.Series, column: str) -> str | None:
+    """A path / reason cell as ``str``, or None (missing, NaN, or an absent column)."""
+    value = entry.get(column)
+    return None if value is None or pd.isna(value) else str(value)
 
 
 def _tensors(results: dict[str, SubjectResult], params: PreprocessingParams) -> ImageTensors:

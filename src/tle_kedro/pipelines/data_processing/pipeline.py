@@ -1,10 +1,11 @@
-"""``data_processing``: 01_raw → 02_intermediate table + exclusions, 03_primary tensors."""
+"""``data_processing``: 01_raw → 02_intermediate table, exclusions, registration QC; 03 tensors."""
 
 from __future__ import annotations
 
 from kedro.pipeline import Node, Pipeline
 
 from tle_kedro.pipelines.data_processing.nodes import (
+    choose_images,
     preprocess_images,
     report_exclusions,
     validate_clinical,
@@ -22,9 +23,20 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                 name="validate_clinical",
             ),
             Node(
+                choose_images,
+                inputs=["raw_cohort", "params:cohort_reading"],
+                outputs=["cohort_images", "folder_exclusions"],
+                name="choose_images",
+            ),
+            Node(
                 preprocess_images,
-                inputs=["participants_checked", "raw_cohort", "params:preprocessing"],
-                outputs=["clinical_validated", "image_exclusions", "image_tensors"],
+                inputs=["participants_checked", "cohort_images", "params:preprocessing"],
+                outputs=[
+                    "clinical_validated",
+                    "image_exclusions",
+                    "image_tensors",
+                    "registration_qc",
+                ],
                 name="preprocess_images",
             ),
             Node(
@@ -33,6 +45,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                     "raw_cohort",
                     "clinical_validated",
                     "table_exclusions",
+                    "folder_exclusions",
                     "image_exclusions",
                 ],
                 outputs="exclusions",

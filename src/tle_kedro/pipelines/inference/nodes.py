@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict, Field
 
 from tle_kedro.data.cohort import RawCohort
-from tle_kedro.data.exclusions import summary_line
+from tle_kedro.data.exclusions import concat_exclusions, summary_line
 from tle_kedro.registry.explain import explain, patient_figure
 from tle_kedro.registry.pyfunc import PreparedCohort, TLESurvivalModel, as_survival_model
 
@@ -54,7 +54,8 @@ def predict_patients(
         seconds,
         seconds / max(1, n_read),
     )
-    return predictions, prepared.exclusions, (model, prepared, predictions)
+    exclusions = concat_exclusions(inference_cohort.notes, prepared.exclusions)
+    return predictions, exclusions, (model, prepared, predictions)
 
 
 def explain_patients(
