@@ -10,7 +10,7 @@ import pytest
 
 from tests.cohort_factory import tiny_params, write_test_cohort
 from tle_kedro.data.cohort import RawCohort, read_cohort
-from tle_kedro.data.regions import crop_grid_affine, region_mask
+from tle_kedro.data.regions import crop_grid_affine, voxel_mm_coordinates
 from tle_kedro.data.schema import validate_participants
 from tle_kedro.transforms import preprocess as preprocess_module
 from tle_kedro.transforms.params import PreprocessingParams, parse_preprocessing_params
@@ -116,12 +116,12 @@ def test_int16_and_single_frame_pet_match_float_pet(pair) -> None:
 
 
 def _left_minus_right_pet(volume: np.ndarray, params: PreprocessingParams) -> float:
+    """Mean PET of the left minus the right lateral temporal lobe (x beyond ±44 mm, z < 0)."""
     affine = crop_grid_affine(params.crop_box_mni, params.grid_shape)
-    means = {
-        side: volume[1][region_mask("lateral_temporal", side, affine, params.grid_shape)].mean()
-        for side in ("L", "R")
-    }
-    return float(means["L"] - means["R"])
+    xyz = voxel_mm_coordinates(affine, params.grid_shape)
+    lateral = (np.abs(xyz[..., 0]) > 44) & (xyz[..., 2] < 0) & (xyz[..., 1] < 10)
+    left, right = lateral & (xyz[..., 0] < 0), lateral & (xyz[..., 0] > 0)
+    return float(volume[1][left].mean() - volume[1][right].mean())
 
 
 @pytest.mark.parametrize("defect", ["none", "flip_storage"])
