@@ -316,8 +316,33 @@ def write_report(
     lines += ["", *target_lines(by, extra_values, n)]
     if table:
         lines += ["", "## Model comparison (out-of-fold, this run)", "", table.strip(), ""]
+    lines += validity_lines(ROOT / "data" / "08_reporting" / "confirmation_summary.md")
     out.write_text("\n".join(lines) + "\n")
     print(f"[bench] wrote {out}")
+
+
+def validity_lines(summary: Path) -> list[str]:
+    """The design and confirmation comparison (``make design`` / ``make confirm``), as last
+    written by the confirmation report; its numbers are the ones a user should trust."""
+    if not summary.is_file():
+        return [
+            "",
+            "## Validity",
+            "",
+            "No `confirmation_summary.md` yet: run `make design` and "
+            "`make confirm` (docs/confirmation.md), then `make bench`.",
+        ]
+    body = summary.read_text(encoding="utf-8").strip()
+    body = "\n".join(("#" + line) if line.startswith("#") else line for line in body.splitlines())
+    return [
+        "",
+        "## Validity: design and confirmation cohorts",
+        "",
+        "Copied from `data/08_reporting/confirmation_summary.md` (written by "
+        "`make design` / `make confirm`; forest plot `confirmation_forest.png`).",
+        "",
+        body,
+    ]
 
 
 def same_predictions(tmp: Path, repeats: int) -> str:

@@ -112,8 +112,8 @@ def test_shape_table_matches_the_model_for_the_default_config() -> None:
         "docs/transeprelap.md's default shape table differs from the model; regenerate it "
         "with `.venv/bin/python docs/img/draw_transeprelap.py`"
     )
-    # the trace is real: summary + (2 + 2 region) T1 + (2 + 4 region) PET + 1 pooled clinical
-    assert "| [summary] + all tokens | concatenation | `(B, 12, 32)` |" in traced
+    # the trace is real: summary + (2 + 15 region) T1 + (2 + 22 region) PET + 1 pooled clinical
+    assert "| [summary] + all tokens | concatenation | `(B, 43, 32)` |" in traced
     assert "| PET region-measure tokens |" in traced
     assert traced.splitlines()[-1].startswith("Traced with grid (40, 32, 24)")
 
