@@ -22,7 +22,9 @@ CONF = Path(__file__).resolve().parents[2] / "conf" / "base"
 def _catalog(tmp_path: Path, name: str, overrides: dict[str, str]) -> DataCatalog:
     """The real catalog file under ``tmp_path`` (``overrides``: dataset -> path), plus the
     cohort that data_processing reads as ``raw_cohort``."""
-    config = yaml.safe_load((CONF / name).read_text())
+    # the default data root, as Kedro resolves it without --params=data_root=...
+    text = (CONF / name).read_text().replace("${runtime_params:data_root,data}", "data")
+    config = yaml.safe_load(text)
     for dataset, entry in config.items():
         key = "filepath" if "filepath" in entry else "path"
         entry[key] = overrides.get(dataset, str(tmp_path / entry[key]))
