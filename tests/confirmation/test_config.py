@@ -105,3 +105,20 @@ def test_every_artefact_of_a_cohort_run_lives_under_its_root():
     assert params["preprocessing"]["cache_dir"].startswith("data/design/7/")
     assert params["modeling"]["tuning"]["storage"] == "sqlite:///data/design/7/06_models/optuna.db"
     assert params["mlflow_experiment"] == "tle_kedro_design" != "tle_kedro"
+
+
+def test_every_catalog_file_lives_under_the_data_root() -> None:
+    """A path outside ``data_root`` would be shared (and overwritten) by every cohort."""
+    conf = Path(__file__).resolve().parents[2] / "conf" / "base"
+    outside = []
+    for catalog in sorted(conf.glob("catalog*.yml")):
+        for name, entry in yaml.safe_load(catalog.read_text()).items():
+            if not isinstance(entry, dict):
+                continue
+            inner = entry.get("dataset", entry)
+            path = inner.get("filepath", inner.get("path")) if isinstance(inner, dict) else None
+            if path is None:
+                continue
+            if not str(path).startswith(("${runtime_params:data_root,data}/", "${runtime_params:")):
+                outside.append(f"{catalog.name}:{name}={path}")
+    assert not outside, outside
