@@ -333,6 +333,8 @@ def validity_lines(summary: Path) -> list[str]:
             "`make confirm` (docs/confirmation.md), then `make bench`.",
         ]
     body = summary.read_text(encoding="utf-8").strip()
+    if body.startswith("# "):  # the page's own title: this section's heading replaces it
+        body = body.split("\n", 1)[1].strip() if "\n" in body else ""
     body = "\n".join(("#" + line) if line.startswith("#") else line for line in body.splitlines())
     return [
         "",
