@@ -12,7 +12,6 @@ lesion side, with the fractional loss against the same patient rendered without 
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -20,7 +19,7 @@ import nibabel as nib
 import numpy as np
 
 from tle_synth import draw_cohort, load_parameters
-from tle_synth.images import render_subject, subject_pose
+from tle_synth.images import render_subject, subject_pose, without_lesions
 from tle_synth.lesions import hs_centre_mm
 
 matplotlib.use("Agg")
@@ -50,14 +49,7 @@ def main() -> None:
         pid = str(gt.loc[severe & (gt["pet_spread"] > 0.6), "participant_id"].iloc[0])
     out = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(f"{pid}_midslices.png")
     spec = cohort.subject(pid)
-    healthy = replace(
-        spec,
-        hs_side="",
-        hs_severity=0.0,
-        pet_severity=0.0,
-        contralateral_ratio=0.0,
-        extratemporal_severity=0.0,
-    )
+    healthy = without_lesions(spec)
     quiet_sites = tuple(
         s.model_copy(update={"t1_noise_sd": 0.0, "pet_noise_sd": 0.0}) for s in cohort.config.sites
     )

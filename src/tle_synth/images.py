@@ -15,7 +15,7 @@ T1; hypometabolism lowers FDG uptake in an irregular field of blobs.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import nibabel as nib
 import numpy as np
@@ -95,6 +95,18 @@ _SCALAR_FIELDS = {
     for name, f in SubjectSpec.__dataclass_fields__.items()
     if name not in (*_VECTOR_FIELDS, "seed")
 }
+
+
+def without_lesions(spec: SubjectSpec) -> SubjectSpec:
+    """The same patient and acquisition with no lesion (a healthy reference rendering)."""
+    return replace(
+        spec,
+        hs_side="",
+        hs_severity=0.0,
+        pet_severity=0.0,
+        contralateral_ratio=0.0,
+        extratemporal_severity=0.0,
+    )
 
 
 def subject_pose(spec: SubjectSpec, modality: str = "t1") -> np.ndarray:

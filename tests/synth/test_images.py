@@ -18,6 +18,7 @@ from tle_synth.images import (
     render_subject,
     subject_mni_points,
     subject_pose,
+    without_lesions,
 )
 from tle_synth.lesions import hs_centre_mm
 from tle_synth.writer import SyntheticCohort
@@ -34,16 +35,7 @@ def _render(spec: SubjectSpec) -> tuple[nib.Nifti1Image, nib.Nifti1Image]:
     return render_subject(spec, CFG)
 
 
-def _healthy(spec: SubjectSpec) -> SubjectSpec:
-    """Same patient and acquisition without any lesion."""
-    return replace(
-        spec,
-        hs_side="",
-        hs_severity=0.0,
-        pet_severity=0.0,
-        contralateral_ratio=0.0,
-        extratemporal_severity=0.0,
-    )
+_healthy = without_lesions  # same patient and acquisition without any lesion
 
 
 def _world_centroid(img: nib.Nifti1Image) -> np.ndarray:

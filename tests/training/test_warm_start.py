@@ -7,26 +7,11 @@ from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.util import Surv
 
 from tests.models import CARDINALITIES, N_NUMERIC
-from tle_kedro.models.factory import ModelConfig, build_model
+from tests.models.test_transeprelap import GRID
+from tests.models.test_transeprelap import tiny_config as _config
+from tle_kedro.models.factory import build_model
 from tle_kedro.training.data import SurvivalArrays
 from tle_kedro.training.warm_start import core_model, warm_start_from_cox
-
-GRID = (24, 16, 16)
-
-
-def _config(**overrides: object) -> ModelConfig:
-    values: dict[str, object] = {
-        "grid_shape": GRID,
-        "widths": (4, 4, 8, 8),
-        "no_max_pool": True,
-        "d_model": 8,
-        "n_heads": 2,
-        "dropout": 0.0,
-        "region_tokens": True,
-        "region_linear": True,
-    }
-    values.update(overrides)
-    return ModelConfig.model_validate(values)
 
 
 def _arrays(n: int = 60, seed: int = 0) -> SurvivalArrays:

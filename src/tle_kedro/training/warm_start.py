@@ -39,10 +39,6 @@ from tle_kedro.training.data import SurvivalArrays
 logger = logging.getLogger(__name__)
 
 
-def z_device(module: nn.Module) -> torch.device:
-    return next(module.parameters()).device
-
-
 def core_model(model: nn.Module) -> Any:
     """The TransEpRelap inside an ``IpsilateralView`` (or the model itself)."""
     return getattr(model, "model", model)
@@ -50,11 +46,10 @@ def core_model(model: nn.Module) -> Any:
 
 @torch.no_grad()
 def _standardised(
-    core: Any, arrays: SurvivalArrays, side_index: int | None
+    core: Any, arrays: SurvivalArrays, side_index: int | None, device: torch.device
 ) -> tuple[np.ndarray, list[str]]:
     """(N, F) standardised measures of every modality with a linear term (0 where absent);
     sets each measure BatchNorm to the training statistics and freezes it."""
-    device = next(core.parameters()).device
     right = (
         arrays.clin_cat[:, side_index] == RIGHT_CODE
         if side_index is not None
@@ -96,11 +91,12 @@ def warm_start_from_cox(
         raise ValueError("warm_start: cox needs region_linear: true (a linear term to start)")
     if arrays.time is None or arrays.event is None:
         raise ValueError("warm_start: the training arrays have no outcomes")
-    z, modalities = _standardised(core, arrays, side_index)
+    device = next(core.parameters()).device
+    z, modalities = _standardised(core, arrays, side_index, device)
     y = Surv.from_arrays(event=arrays.event.numpy().astype(bool), time=arrays.time.numpy())
     alpha = select_penalizer(z, y, penalizers, seed)
     cox = CoxPHSurvivalAnalysis(alpha=alpha, ties="efron", n_iter=200).fit(z, y)
-    beta = torch.as_tensor(np.asarray(cox.coef_), dtype=torch.float32, device=z_device(core))
+    beta = torch.as_tensor(np.asarray(cox.coef_), dtype=torch.float32, device=device)
     start = 0
     with torch.no_grad():
         for m in modalities:
