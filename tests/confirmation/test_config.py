@@ -76,7 +76,12 @@ def test_shift_is_merged_into_confirmation_cohorts_only():
     }
     unshifted = demo_cohort_override(confirm, _config(shift=False), SHIFT, False)
     assert "anatomy" not in unshifted
-    assert demo_cohort_override(confirm, config, SHIFT, True)["shifted"] is True
+    # A generator with the switch applies the shift itself: only the switch is set (once).
+    assert demo_cohort_override(confirm, config, SHIFT, True) == {
+        "seed": 1,
+        "n_patients": config.n_patients,
+        "shifted": True,
+    }
 
 
 def test_a_missing_shift_leaves_the_confirmation_cohort_unshifted():

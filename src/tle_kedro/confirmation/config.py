@@ -121,12 +121,13 @@ def demo_cohort_override(
     generator_has_switch: bool,
 ) -> dict[str, Any]:
     """The ``demo_cohort`` runtime parameters of ``cohort``: seed, size and, for a
-    confirmation cohort with ``shift: true``, the shift override set merged in.
+    confirmation cohort with ``shift: true``, the shift.
 
     Args:
         shift: ``demo_cohort_shift`` from the parameters (None or empty = not provided).
-        generator_has_switch: the generator declares ``demo_cohort.shifted``; it is then set
-            too, so the cohort records that it is shifted.
+        generator_has_switch: the generator declares ``demo_cohort.shifted``: the override
+            only sets that switch and the generator applies ``demo_cohort_shift`` itself
+            (once). A generator without the switch gets the shift merged in here.
     Raises:
         ValueError: the shift sets ``seed`` or ``n_patients`` (the runner chooses those).
     """
@@ -138,10 +139,9 @@ def demo_cohort_override(
             "demo_cohort_shift must not set seed or n_patients: the confirmation runner "
             "chooses them (parameters_confirmation.yml)"
         )
-    merged = deep_merge(shift, override)
     if generator_has_switch:
-        merged["shifted"] = True
-    return merged
+        return {**override, "shifted": True}
+    return deep_merge(shift, override)
 
 
 def runtime_params(

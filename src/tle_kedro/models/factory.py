@@ -54,6 +54,9 @@ class ModelConfig(BaseModel):
         region_linear: TransEpRelap only, needs ``region_tokens``: also add a linear term
             of the standardised regional measures to the log-risk (a "wide & deep" skip
             past the attention; zero at initialisation).
+        region_linear_basis: ``linear`` (one weight per standardised measure ``z``) or
+            ``hinge`` (two: ``relu(z)`` and ``relu(-z)``, so an ipsilateral and a
+            contralateral deficit get their own weights; ``models.measures.linear_basis``).
         grid_affine: (4, 4) voxel → MNI mm of the image grid, set from the image tensors
             (places the region masks); None = the default crop box on ``grid_shape``.
         atlas: the atlas regions of the region measures (``params:atlas``).
@@ -86,6 +89,7 @@ class ModelConfig(BaseModel):
     asymmetry_channel: bool = True
     region_tokens: bool = False
     region_linear: bool = False
+    region_linear_basis: Literal["linear", "hinge"] = "linear"
     grid_affine: tuple[tuple[float, float, float, float], ...] | None = None
     atlas: AtlasConfig = DEFAULT_ATLAS
     last_stage_stride: Literal[1, 2] = 2

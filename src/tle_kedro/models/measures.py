@@ -145,6 +145,29 @@ class RegionMeasures(nn.Module):
         return torch.cat([ipsi - contra, volume], dim=1)
 
 
+LINEAR_BASES = ("linear", "hinge")
+
+
+def linear_basis(z: Tensor, basis: str) -> Tensor:
+    """The inputs of a linear term of standardised measures ``z`` (B, F).
+
+    ``linear``: ``z`` itself. ``hinge``: ``[relu(z), relu(-z)]`` (B, 2F), a piecewise-linear
+    term with its knot at the training mean: each side of a measure gets its own slope, e.g.
+    an ipsilateral deficit (negative asymmetry) and a contralateral one (positive) need not
+    carry opposite risks of the same size. Still one convex Cox fit (``training.warm_start``).
+    """
+    if basis == "linear":
+        return z
+    if basis == "hinge":
+        return torch.cat([torch.relu(z), torch.relu(-z)], dim=-1)
+    raise ValueError(f"linear basis must be one of {LINEAR_BASES}, got {basis!r}")
+
+
+def linear_basis_width(n_measures: int, basis: str) -> int:
+    """Number of inputs of the linear term of ``n_measures`` measures."""
+    return 2 * n_measures if basis == "hinge" else n_measures
+
+
 class StandardisedMeasures(nn.Module):
     """One modality's region measures of a batch, standardised, zero where the modality is
     absent: what TransEpRelap turns into tokens and the neural baselines concatenate.

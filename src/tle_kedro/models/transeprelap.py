@@ -27,6 +27,8 @@ from tle_kedro.models.measures import (
     MeasureTokenizer,
     StandardisedMeasures,
     grid_affine_or_default,
+    linear_basis,
+    linear_basis_width,
     measure_names,
 )
 from tle_kedro.models.tokenizers import ClinicalTokenizer, ImageTokenizer
@@ -101,7 +103,8 @@ class TransEpRelap(nn.Module):
                     )
                     self.measure_tokenizers[m] = MeasureTokenizer(n_measures, d)
                     if config.region_linear:
-                        linear = nn.Linear(n_measures, 1, bias=False)
+                        width = linear_basis_width(n_measures, config.region_linear_basis)
+                        linear = nn.Linear(width, 1, bias=False)
                         nn.init.zeros_(linear.weight)  # starts as the attention path alone
                         self.region_linear[m] = linear
         self.clinical: ClinicalTokenizer | None = None
@@ -158,7 +161,10 @@ class TransEpRelap(nn.Module):
         channel = MODALITIES.index(m)
         z = self.measures[m](batch.images, present[:, channel], batch.mirrored)  # (B, F)
         tokens = self.measure_tokenizers[m](z) * present[:, channel].view(-1, 1, 1).to(z.dtype)
-        linear = self.region_linear[m](z).squeeze(-1) if m in self.region_linear else None
+        linear = None
+        if m in self.region_linear:
+            basis = linear_basis(z, getattr(self.config, "region_linear_basis", "linear"))
+            linear = self.region_linear[m](basis).squeeze(-1)
         return tokens, linear
 
     def _clinical_group(self, batch: SurvivalBatch) -> list[tuple[Tensor, Tensor]]:

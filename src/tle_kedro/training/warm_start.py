@@ -33,6 +33,7 @@ from torch import nn
 
 from tle_kedro.models.batch import MODALITIES
 from tle_kedro.models.classical import select_penalizer
+from tle_kedro.models.measures import linear_basis
 from tle_kedro.models.side import RIGHT_CODE
 from tle_kedro.training.data import SurvivalArrays
 
@@ -48,7 +49,8 @@ def core_model(model: nn.Module) -> Any:
 def _standardised(
     core: Any, arrays: SurvivalArrays, side_index: int | None, device: torch.device
 ) -> tuple[np.ndarray, list[str]]:
-    """(N, F) standardised measures of every modality with a linear term (0 where absent);
+    """(N, F) inputs of the linear term (the standardised measures of every modality with a
+    linear term, 0 where absent, in the model's ``region_linear_basis``);
     sets each measure BatchNorm to the training statistics and freezes it."""
     right = (
         arrays.clin_cat[:, side_index] == RIGHT_CODE
@@ -68,6 +70,7 @@ def _standardised(
             block.norm.running_var.copy_(rows.var(0, unbiased=True).clamp(min=1e-8))
         block.freeze_statistics()
         z = block.standardise(raw) * present.unsqueeze(1).to(raw.dtype)
+        z = linear_basis(z, getattr(core.config, "region_linear_basis", "linear"))
         blocks.append(z.double().cpu().numpy())
         modalities.append(m)
     return np.concatenate(blocks, axis=1), modalities
