@@ -15,6 +15,8 @@ from tle_kedro.models.measures import (
     RegionMeasures,
     StandardisedMeasures,
     grid_affine_or_default,
+    linear_basis,
+    linear_basis_width,
     measure_names,
 )
 from tle_kedro.models.side import ipsilateral_images
@@ -153,3 +155,16 @@ def test_tokens_are_value_times_vector_plus_variable_and_modality() -> None:
     torch.testing.assert_close(
         tokens[0, 2], -2.0 * tokenizer.value_vectors[2] + tokenizer.variable[2] + tokenizer.modality
     )
+
+
+def test_hinge_basis_splits_each_measure_at_zero_into_two_non_negative_inputs() -> None:
+    z = torch.tensor([[-1.5, 0.0, 2.0]])
+    torch.testing.assert_close(linear_basis(z, "linear"), z)
+    hinge = linear_basis(z, "hinge")
+    torch.testing.assert_close(hinge, torch.tensor([[0.0, 0.0, 2.0, 1.5, 0.0, 0.0]]))
+    assert linear_basis_width(3, "hinge") == 6 and linear_basis_width(3, "linear") == 3
+    # a linear term on the hinge basis with equal and opposite weights is the linear term
+    w = torch.tensor([0.3, -0.2, 0.5])
+    torch.testing.assert_close(hinge @ torch.cat([w, -w]), z @ w)
+    with pytest.raises(ValueError, match="linear basis must be one of"):
+        linear_basis(z, "spline")

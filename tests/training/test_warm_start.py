@@ -37,9 +37,11 @@ def _arrays(n: int = 60, seed: int = 0) -> SurvivalArrays:
     )
 
 
-def test_warm_started_model_starts_exactly_at_the_ridge_cox_fit() -> None:
+@pytest.mark.parametrize("basis", ["linear", "hinge"])
+def test_warm_started_model_starts_exactly_at_the_ridge_cox_fit(basis: str) -> None:
     torch.manual_seed(0)
-    model = build_model("transeprelap", _config(), N_NUMERIC, CARDINALITIES, side_index=0)
+    config = _config(region_linear_basis=basis)
+    model = build_model("transeprelap", config, N_NUMERIC, CARDINALITIES, side_index=0)
     arrays = _arrays()
     alpha = warm_start_from_cox(model, arrays, side_index=0, penalizers=[1.0], seed=0)
     assert alpha == 1.0
@@ -51,8 +53,13 @@ def test_warm_started_model_starts_exactly_at_the_ridge_cox_fit() -> None:
         block = core.measures[m]
         raw = block.measures(arrays.images[:, channel : channel + 1], right)
         present = arrays.modality_mask[:, channel].unsqueeze(1)
-        blocks.append((block.standardise(raw) * present).double().detach().numpy())
+        z_m = (block.standardise(raw) * present).double().detach().numpy()
+        if basis == "hinge":  # written out here, not by the code under test
+            z_m = np.concatenate([np.maximum(z_m, 0), np.maximum(-z_m, 0)], axis=1)
+        blocks.append(z_m)
     z = np.concatenate(blocks, axis=1)
+    n_measures = sum(len(core.measures[m].names) for m in ("t1", "pet"))
+    assert z.shape[1] == (2 if basis == "hinge" else 1) * n_measures
     y = Surv.from_arrays(arrays.event.numpy(), arrays.time.numpy())
     expected = CoxPHSurvivalAnalysis(alpha=1.0, ties="efron", n_iter=200).fit(z, y).predict(z)
     model.eval()
