@@ -282,6 +282,7 @@ def tiny_params(cache_dir: Path | None = None, **overrides: object) -> Preproces
         "grid_shape": (16, 12, 8),
         "cache_dir": None if cache_dir is None else str(cache_dir),
         "progress_bar": False,
+        "workers": 1,  # in-process (monkeypatching tests); test_preprocess checks 2 workers
         "registration": {
             "resolution_mm": 8.0,
             "shrink_factors": (1,),

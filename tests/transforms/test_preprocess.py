@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -158,6 +159,29 @@ def test_rerun_reuses_the_cache_without_registering(
     other_grid = tiny_params(tmp_path / "cache", grid_shape=(12, 12, 8))
     with pytest.raises(AssertionError, match="must not run"):
         _run(defect_cohort, other_grid)  # a changed parameter is a new key
+
+
+def test_parallel_workers_give_the_same_tensors_exclusions_and_cache(
+    defect_cohort: RawCohort, tmp_path: Path
+) -> None:
+    serial = _run(defect_cohort, tiny_params(tmp_path / "serial"))
+    parallel = _run(defect_cohort, tiny_params(tmp_path / "parallel", workers=2))
+    pd.testing.assert_frame_equal(serial[0], parallel[0])
+    pd.testing.assert_frame_equal(serial[1], parallel[1])
+    assert not serial[1]["detail"].str.contains("0x").any()  # no memory address in the report
+    np.testing.assert_array_equal(serial[2].volumes, parallel[2].volumes)
+    # the workers' results were cached by the parent: same files as the serial run
+    names = sorted(p.name for p in (tmp_path / "serial").rglob("*") if p.is_file())
+    assert names and names == sorted(
+        p.name for p in (tmp_path / "parallel").rglob("*") if p.is_file()
+    )
+
+
+def test_auto_workers_is_one_per_core_and_never_more_than_the_subjects() -> None:
+    assert preprocess_module.preprocessing_workers(tiny_params(workers=3), 2) == 2
+    assert preprocess_module.preprocessing_workers(tiny_params(workers=3), 0) == 1
+    auto = preprocess_module.preprocessing_workers(tiny_params(workers="auto"), 1000)
+    assert 1 <= auto <= (os.cpu_count() or 1)
 
 
 def test_bad_parameters_name_the_field() -> None:

@@ -91,6 +91,7 @@ class PreprocessingParams(BaseModel):
     header_checks: HeaderChecks = Field(default_factory=HeaderChecks)
     registration_qc: RegistrationQC = Field(default_factory=RegistrationQC)
     num_threads: Annotated[int, Field(ge=1, le=64)] = 1
+    workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = "auto"
     progress_bar: bool = True
 
     @field_validator("crop_box_mni")
@@ -110,7 +111,9 @@ class PreprocessingParams(BaseModel):
 
     def fingerprint(self) -> dict[str, Any]:
         """The parameters that change a preprocessed tensor (the cache key's part)."""
-        return self.model_dump(mode="json", exclude={"cache_dir", "num_threads", "progress_bar"})
+        return self.model_dump(
+            mode="json", exclude={"cache_dir", "num_threads", "workers", "progress_bar"}
+        )
 
 
 def parse_preprocessing_params(params: dict[str, Any] | PreprocessingParams) -> PreprocessingParams:

@@ -11,11 +11,13 @@ grid axis 0 always runs from MNI left (x < 0) to right.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
+from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from tle_kedro.data.exclusions import Reason, exclusion_row, exclusions_frame
@@ -136,6 +138,9 @@ def _problem(modality: str, err: Exception) -> tuple[str, str]:
         return str(err.reason), f"{modality}: {err.detail}"
     message = str(err).strip()
     last_line = message.splitlines()[-1] if message else type(err).__name__
+    # ITK names the failing filter by its memory address: drop it, so the report is the same
+    # on every run and with any number of workers
+    last_line = re.sub(r"\(0x[0-9a-fA-F]+\)", "", last_line)
     return str(Reason.REGISTRATION_FAILED), f"{modality}: registration failed ({last_line})"
 
 
@@ -282,16 +287,17 @@ def preprocess_cohort_qc(
     """
     paths = images.drop_duplicates("participant_id").set_index("participant_id")
     cache = SubjectCache(params.cache_dir)
+    ids = clinical["participant_id"].tolist()
+    computed = _compute_missing(ids, paths, cache, params)
     previous_threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(params.num_threads)
     rows: list[dict[str, str]] = []
     results: dict[str, SubjectResult] = {}
     quality: list[dict[str, object]] = []
     try:
-        ids = clinical["participant_id"].tolist()
-        for pid in tqdm(ids, desc="preprocessing", unit="patient", disable=not params.progress_bar):
+        for pid in ids:
             entry = paths.loc[pid] if pid in paths.index else None
-            result = _cached_subject(pid, entry, cache, params, rows)
+            result = _cached_subject(pid, entry, cache, params, rows, computed)
             if result is None:
                 continue
             quality.append(_quality_row(pid, result))
@@ -307,6 +313,71 @@ def preprocess_cohort_qc(
         {"t1_ncc": float, "pet_ncc": float, "has_t1": bool, "has_pet": bool}
     )
     return CohortImages(used, exclusions_frame(rows), tensors, qc)
+
+
+def preprocessing_workers(params: PreprocessingParams, n_subjects: int) -> int:
+    """Worker processes for ``n_subjects`` registrations: ``auto`` = one per CPU core."""
+    import os
+
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    auto = available or os.cpu_count() or 1
+    wanted = auto if params.workers == "auto" else int(params.workers)
+    return max(1, min(wanted, n_subjects))
+
+
+def _subject_files(entry: pd.Series | None) -> tuple[str | None, str | None] | None:
+    """(t1_path, pet_path) of a subject whose folder exists; None otherwise."""
+    if entry is None or not bool(entry["subject_dir_exists"]):
+        return None
+    return _cell(entry, "t1_path"), _cell(entry, "pet_path")
+
+
+def _preprocess_in_worker(
+    t1_path: str | None, pet_path: str | None, params: PreprocessingParams
+) -> SubjectResult:
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(params.num_threads)
+    return preprocess_subject(t1_path, pet_path, params)
+
+
+def _compute_missing(
+    ids: list[str], paths: pd.DataFrame, cache: SubjectCache, params: PreprocessingParams
+) -> dict[str, SubjectResult]:
+    """Register every subject the cache lacks, ``params.workers`` processes at a time
+    (joblib's loky pool; each subject is independent, so the result does not depend on the
+    number of workers). Returns cache key → result of every subject with a folder, cached
+    or computed; the computed ones are cached too."""
+    todo: dict[str, tuple[str | None, str | None]] = {}
+    out: dict[str, SubjectResult] = {}
+    for pid in ids:
+        files = _subject_files(paths.loc[pid] if pid in paths.index else None)
+        if files is None:
+            continue
+        key = cache_key(*files, params.fingerprint())
+        if key in todo or key in out:
+            continue
+        cached = cache.get(key)
+        if cached is None:
+            todo[key] = files
+        else:
+            out[key] = cached
+    workers = preprocessing_workers(params, len(todo))
+    progress = tqdm(
+        total=len(todo), desc="preprocessing", unit="patient", disable=not params.progress_bar
+    )
+    jobs = (delayed(_preprocess_in_worker)(t1, pet, params) for t1, pet in todo.values())
+    with progress:
+        results = (
+            Parallel(n_jobs=workers, return_as="generator")(jobs)
+            if workers > 1
+            else (_preprocess_in_worker(t1, pet, params) for t1, pet in todo.values())
+        )
+        for key, result in zip(todo, results, strict=True):
+            cache.put(key, result)
+            out[key] = result
+            progress.update()
+    if todo:
+        logger.info("preprocessing: %d subjects registered by %d worker(s)", len(todo), workers)
+    return out
 
 
 def _quality_row(pid: str, result: SubjectResult) -> dict[str, object]:
@@ -325,18 +396,21 @@ def _cached_subject(
     cache: SubjectCache,
     params: PreprocessingParams,
     rows: list[dict[str, str]],
+    computed: dict[str, SubjectResult] | None = None,
 ) -> SubjectResult | None:
-    """One patient's result (cache first); appends its exclusion rows; None = no folder.
+    """One patient's result (``computed`` or cache first); appends its exclusion rows;
+    None = no folder.
 
     A file that discovery refused (ambiguous, outside the cohort, a broken link) reaches
     preprocessing as "no file"; its own reason replaces ``missing_modality`` in the report.
     """
-    if entry is None or not bool(entry["subject_dir_exists"]):
+    files = _subject_files(entry)
+    if files is None or entry is None:
         rows.append(exclusion_row(pid, Reason.NO_IMAGES, f"no subject folder {pid}/"))
         return None
-    t1_path, pet_path = (_cell(entry, c) for c in ("t1_path", "pet_path"))
+    t1_path, pet_path = files
     key = cache_key(t1_path, pet_path, params.fingerprint())
-    result = cache.get(key)
+    result = computed.get(key) if computed is not None else cache.get(key)
     if result is None:
         result = preprocess_subject(t1_path, pet_path, params)
         cache.put(key, result)
