@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from typing import Any
 
 import nibabel as nib
 import pandas as pd
+from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from tle_synth.config import DemoCohortConfig
@@ -110,9 +112,28 @@ def _prepare_root(root: Path, participant_ids: set[str]) -> None:
     root.mkdir(parents=True, exist_ok=True)
 
 
-def write_cohort(cohort: SyntheticCohort, root: Path) -> None:
+def _write_subject(spec: SubjectSpec, config: DemoCohortConfig, root: Path) -> None:
+    """Render one subject and save its two files (seeded by ``spec``: any process may)."""
+    t1, pet = render_subject(spec, config)
+    t1_path, pet_path = image_paths(root, spec.participant_id)
+    t1_path.parent.mkdir(parents=True, exist_ok=True)
+    pet_path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(t1, t1_path)
+    nib.save(pet, pet_path)
+
+
+def _available_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def write_cohort(cohort: SyntheticCohort, root: Path, workers: int | None = None) -> None:
     """Write ``cohort`` as a BIDS folder at ``root``, rendering images subject by subject.
 
+    Args:
+        workers: processes rendering subjects at once (joblib); None = one per CPU core.
+            Every subject is seeded by ``(seed, index)``, so the files do not depend on it.
     Raises:
         ValueError: ``root`` is a non-empty folder that is not a previous synthetic cohort.
     """
@@ -120,13 +141,16 @@ def write_cohort(cohort: SyntheticCohort, root: Path) -> None:
     ids = list(cohort.participants["participant_id"])
     _prepare_root(root, set(ids))
     start = time.perf_counter()
-    progress = tqdm(cohort.iter_images(), total=len(cohort), desc="demo cohort", unit="subject")
-    for participant_id, t1, pet in progress:
-        t1_path, pet_path = image_paths(root, participant_id)
-        t1_path.parent.mkdir(parents=True, exist_ok=True)
-        pet_path.parent.mkdir(parents=True, exist_ok=True)
-        nib.save(t1, t1_path)
-        nib.save(pet, pet_path)
+    n_jobs = max(1, min(workers or _available_cores(), len(cohort)))
+    with tqdm(total=len(cohort), desc="demo cohort", unit="subject") as progress:
+        if n_jobs == 1:
+            for spec in cohort.subjects:
+                _write_subject(spec, cohort.config, root)
+                progress.update()
+        else:
+            jobs = (delayed(_write_subject)(s, cohort.config, root) for s in cohort.subjects)
+            for _ in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs):
+                progress.update()
     (root / GROUND_TRUTH_FILE).parent.mkdir(parents=True, exist_ok=True)
     cohort.ground_truth.to_csv(root / GROUND_TRUTH_FILE, sep="\t", index=False, na_rep="n/a")
     (root / "participants.json").write_text(json.dumps(cohort.sidecar, indent=2) + "\n")

@@ -28,7 +28,7 @@ def _params(seed: int = 3) -> dict:
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo") / "cohort"
-    write_cohort(draw_cohort(_params()), root)
+    write_cohort(draw_cohort(_params()), root, workers=1)
     return root
 
 
@@ -100,7 +100,7 @@ def _voxels(root: Path) -> list[np.ndarray]:
 
 def test_same_seed_gives_identical_tables_and_voxels(written: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
-    write_cohort(draw_cohort(_params()), again)
+    write_cohort(draw_cohort(_params()), again, workers=2)  # `written` was serial
     for name in ("participants.tsv", "participants.json", str(GROUND_TRUTH_FILE)):
         assert (again / name).read_bytes() == (written / name).read_bytes(), name
     for a, b in zip(_voxels(again), _voxels(written), strict=True):
