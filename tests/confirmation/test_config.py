@@ -31,11 +31,11 @@ def test_the_shipped_configuration_is_valid_and_keeps_the_seed_lists_apart():
 
 def test_a_seed_in_both_lists_is_rejected_by_name():
     with pytest.raises(ValueError, match=r"\[11\].*both design and confirmation"):
-        _config(design_seeds=[11, 12], confirmation_seeds=[11, 13])
+        _config(design_seeds=[11, 12], shifted_design_seeds=[], confirmation_seeds=[11, 13])
 
 
 def test_the_demo_cohort_seed_cannot_be_a_confirmation_seed():
-    config = _config(design_seeds=[1], confirmation_seeds=[20261125, 5])
+    config = _config(design_seeds=[1], shifted_design_seeds=[], confirmation_seeds=[20261125, 5])
     with pytest.raises(ValueError, match="demo_cohort.seed"):
         config.check_against_demo_seed(20261125)
 
@@ -82,6 +82,19 @@ def test_shift_is_merged_into_confirmation_cohorts_only():
         "n_patients": config.n_patients,
         "shifted": True,
     }
+
+
+def test_listed_design_cohorts_are_shifted_like_confirmation_cohorts():
+    config = _config(design_seeds=[1, 2], shifted_design_seeds=[2], confirmation_seeds=[3])
+    plain, shifted = (Cohort(s, "design", Path("r")) for s in (1, 2))
+    assert demo_cohort_override(plain, config, SHIFT, True) == {
+        "seed": 1,
+        "n_patients": config.n_patients,
+    }
+    assert demo_cohort_override(shifted, config, SHIFT, True)["shifted"] is True
+    assert not _config(shift=False).is_shifted(Cohort(58213, "design", Path("r")))
+    with pytest.raises(ValueError, match=r"shifted_design_seeds \[7\] are not design_seeds"):
+        _config(design_seeds=[1], shifted_design_seeds=[7], confirmation_seeds=[3])
 
 
 def test_a_missing_shift_leaves_the_confirmation_cohort_unshifted():

@@ -356,3 +356,23 @@ def test_snapshots_need_an_inner_split_and_are_validated() -> None:
     assert not isinstance(model.model, MeanEnsemble)
     with pytest.raises(ValueError, match="snapshots"):
         _cfg(snapshots=0)
+
+
+@pytest.mark.parametrize(("rows", "expected"), [("inner_train", 11), ("training_fold", 16)])
+def test_the_warm_start_sees_the_inner_training_rows_or_the_whole_training_fold(
+    monkeypatch: pytest.MonkeyPatch, rows: str, expected: int
+) -> None:
+    seen: list[tuple[str, ...]] = []
+
+    def _record(model: Any, arrays: Any, *args: Any) -> float:
+        seen.append(arrays.participant_ids)
+        return 1.0
+
+    monkeypatch.setattr(fit, "warm_start_from_cox", _record)
+    monkeypatch.setattr(fit, "_core", lambda m: type("Core", (), {"region_linear": {"pet": 1}}))
+    cfg = _cfg(epochs=1, inner_val_fraction=0.3, warm_start="cox", warm_start_rows=rows)
+    fit._fit_member(
+        "tiny", None, cfg, IDS, COHORT.images, COHORT.clinical, ClinicalTokenizer(), None, None
+    )
+    assert len(seen) == 1 and len(seen[0]) == expected
+    assert set(seen[0]) <= set(IDS)

@@ -21,6 +21,8 @@ class ConfirmationConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     design_seeds: tuple[int, ...] = Field(min_length=1)
+    # design cohorts generated with the shift (former confirmation cohorts, once looked at)
+    shifted_design_seeds: tuple[int, ...]
     confirmation_seeds: tuple[int, ...] = Field(min_length=1)
     n_patients: int = Field(ge=8)
     shift: bool
@@ -46,6 +48,12 @@ class ConfirmationConfig(BaseModel):
         ):
             if len(set(seeds)) != len(seeds):
                 raise ValueError(f"confirmation: {name}_seeds repeats a seed: {list(seeds)}")
+        stray = sorted(set(self.shifted_design_seeds) - set(self.design_seeds))
+        if stray:
+            raise ValueError(
+                f"confirmation: shifted_design_seeds {stray} are not design_seeds; list them "
+                "in design_seeds too"
+            )
         bad = sorted(set(self.pipelines) & FORBIDDEN_PIPELINES)
         if bad:
             raise ValueError(
@@ -53,6 +61,13 @@ class ConfirmationConfig(BaseModel):
                 "(the registry never sees one); list data_processing ... evaluation only"
             )
         return self
+
+    def is_shifted(self, cohort: Cohort) -> bool:
+        """Whether ``cohort`` is generated with ``demo_cohort_shift``: every confirmation
+        cohort (with ``shift: true``) and the listed shifted design cohorts."""
+        if not self.shift:
+            return False
+        return cohort.kind == "confirmation" or cohort.seed in self.shifted_design_seeds
 
     def seeds(self, kind: Kind) -> tuple[int, ...]:
         return self.design_seeds if kind == "design" else self.confirmation_seeds
@@ -120,8 +135,8 @@ def demo_cohort_override(
     shift: Mapping[str, Any] | None,
     generator_has_switch: bool,
 ) -> dict[str, Any]:
-    """The ``demo_cohort`` runtime parameters of ``cohort``: seed, size and, for a
-    confirmation cohort with ``shift: true``, the shift.
+    """The ``demo_cohort`` runtime parameters of ``cohort``: seed, size and, for a shifted
+    cohort (:meth:`ConfirmationConfig.is_shifted`), the shift.
 
     Args:
         shift: ``demo_cohort_shift`` from the parameters (None or empty = not provided).
@@ -132,7 +147,7 @@ def demo_cohort_override(
         ValueError: the shift sets ``seed`` or ``n_patients`` (the runner chooses those).
     """
     override: dict[str, Any] = {"seed": cohort.seed, "n_patients": config.n_patients}
-    if cohort.kind != "confirmation" or not config.shift or not shift:
+    if not config.is_shifted(cohort) or not shift:
         return override
     if "seed" in shift or "n_patients" in shift:
         raise ValueError(

@@ -97,12 +97,11 @@ class CohortRunner:
 
     def run(self, cohorts: Sequence[Cohort]) -> list[StepTiming]:
         """Generate and evaluate every cohort in turn; per-step timings, skipped ones too."""
-        confirming = any(c.kind == "confirmation" for c in cohorts)
-        if confirming and self.config.shift and self._shift is None:
+        if any(self.config.is_shifted(c) for c in cohorts) and self._shift is None:
             logger.warning(
                 "confirmation.shift is true but the parameters have no `demo_cohort_shift` "
-                "(the generator's override set for confirmation cohorts): confirmation cohorts "
-                "are generated WITHOUT a shift, from the design configuration with fresh seeds."
+                "(the generator's override set for confirmation cohorts): shifted cohorts are "
+                "generated WITHOUT a shift, from the design configuration with fresh seeds."
             )
         timings: list[StepTiming] = []
         start = time.perf_counter()

@@ -35,7 +35,10 @@ class TrainConfig(_Strict):
     ``warm_start``: ``cox`` starts each network's linear term of the region measures at a
     ridge Cox fit on its training patients (penalty from ``warm_start_penalizers`` by inner
     CV), frozen, with a zero risk head: attention learns the residual
-    (``training.warm_start``). Models without a linear term ignore it.
+    (``training.warm_start``). Models without a linear term ignore it. ``warm_start_rows``:
+    fit that Cox model on the network's inner-training patients only, or on the whole outer
+    training fold (its inner-validation patients too: more data for the ridge fit, at the
+    price of an early-stopping split that the linear term has seen).
     ``recalibrate``: after training, fit a calibration slope and the Breslow baseline on the
     members' inner-validation patients instead of the Breslow baseline on the whole fold
     (``models.ensemble.Recalibrated``); needs ``inner_val_fraction > 0``.
@@ -58,6 +61,7 @@ class TrainConfig(_Strict):
     snapshots: int = Field(1, ge=1, le=16)
     recalibrate: bool = False
     warm_start: Literal["none", "cox"] = "none"
+    warm_start_rows: Literal["inner_train", "training_fold"] = "inner_train"
     warm_start_penalizers: list[float] = Field(default_factory=lambda: [0.1, 1.0, 10.0, 100.0])
     augment: AugmentConfig = AugmentConfig.model_validate({})
     progress: bool = True

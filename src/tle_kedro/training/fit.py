@@ -436,7 +436,10 @@ def _fit_member(
     steps = cfg.epochs * len(sampler)
     model, loop = _build(kind, model_config, tok, setup, cfg, steps, generator)
     if cfg.warm_start == "cox" and len(getattr(_core(model), "region_linear", {})):
-        warm_start_from_cox(model, train, _side_index(tok), cfg.warm_start_penalizers, cfg.seed)
+        rows = train
+        if cfg.warm_start_rows == "training_fold" and val is not None:
+            rows = make_survival_arrays(list(train_ids), image_tensors, tok, table)
+        warm_start_from_cox(model, rows, _side_index(tok), cfg.warm_start_penalizers, cfg.seed)
     history, best_epoch, states = _run_epochs(loop, train, val, sampler, on_epoch_end, desc)
     model.to("cpu").eval()
     if len(states) > 1:
