@@ -12,13 +12,8 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser.conftest import (
-    Server,
-    assert_loopback_only,
-    click_all,
-    make_recipe,
-    on_screen,
-)
+from tests.browser.conftest import click_all, make_recipe, on_screen
+from tests.serving import Server, assert_loopback_only
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
