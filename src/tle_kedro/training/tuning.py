@@ -7,12 +7,12 @@ Tuning once and reusing the result in other folds would let those folds' test pa
 the hyperparameters, so it is not done. The final model gets its own study on all patients
 (``<name>-final``). The default budget is small so this stays cheap on a CPU.
 
-Storage is an RDB URL (default ``sqlite:///data/06_models/optuna.db``) opened with
-``load_if_exists``: re-running resumes the study and adds ``n_trials`` more. To scale out, point
-``storage`` at a server (``postgresql://…``) and start the same run in several worker
-processes: they share the study. This module holds the project's only direct MLflow calls:
-one nested run per trial, only when a parent run is active (otherwise a trial run would be a
-top-level run that loses its parent).
+Storage is an RDB URL (default ``sqlite:///data/06_models/optuna.db``); the study is created
+once and loaded by every later call: re-running resumes it and adds ``n_trials`` more. To scale
+out, point ``storage`` at a server (``postgresql+psycopg2://…``) and start the same run in
+several worker processes: they share the study (tests/servers/test_optuna_postgres.py).
+This module holds the project's only direct MLflow calls: one nested run per trial, only when
+a parent run is active (otherwise a trial run would be a top-level run that loses its parent).
 """
 
 from __future__ import annotations
