@@ -26,6 +26,9 @@ DATA_LAYERS = (
 )
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# PostgreSQL, the MLflow tracking server and a run through it, shared by tests/servers/ and
+# the browser tests (a plugin: fixtures of one folder are not visible in another).
+pytest_plugins = ("tests.servers.fixtures",)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""The MLflow UI on the smoke project's store, seen in headless Chromium: run, metrics, champion."""
+"""The MLflow UI on the smoke project's store, seen in headless Chromium: run, metrics, champion;
+and the champion on the PostgreSQL-backed tracking server."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.conftest import (
-    Server,
-    assert_loopback_only,
     click_all,
     make_recipe,
     on_screen,
 )
+from tests.servers.fixtures import ServerRun
+from tests.serving import Server, assert_loopback_only
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -106,16 +107,30 @@ def test_run_page_shows_the_evaluation_metrics(
     browser.save_screenshot(str(screenshot_dir / "mlflow_run_metrics.png"))
 
 
-def test_registered_model_shows_the_champion_alias(
-    browser: Any, mlflow_server: Server, champion: dict[str, Any], screenshot_dir: Path
-) -> None:
-    browser.get(f"{mlflow_server.url}/#/models/{MODEL}?{ML_WORKFLOW}")
+def show_champion(browser: Any, url: str, version: str) -> None:
+    """The registered model's page at ``url`` lists ``version`` with the champion alias."""
+    browser.get(f"{url}/#/models/{MODEL}?{ML_WORKFLOW}")
     on_screen(browser, f"//h2[normalize-space()='{MODEL}']", f"the model {MODEL}")
     row = f"//div[@role='row'][.//*[@title='{ALIAS}']]"
     text = on_screen(browser, row, f"a model version with the alias {ALIAS}")
-    assert f"Version {champion['version']}" in text
+    assert f"Version {version}" in text
     close_overlays(browser)
+
+
+def test_registered_model_shows_the_champion_alias(
+    browser: Any, mlflow_server: Server, champion: dict[str, Any], screenshot_dir: Path
+) -> None:
+    show_champion(browser, mlflow_server.url, champion["version"])
     browser.save_screenshot(str(screenshot_dir / "mlflow_model_champion.png"))
+
+
+def test_tracking_server_on_postgresql_shows_the_champion_alias(
+    browser: Any, server_run: ServerRun
+) -> None:
+    """The team server of docs/scaling_out.md (tests/servers/fixtures.py), in the browser."""
+    client = MlflowClient(server_run.server.url)
+    version = client.get_model_version_by_alias(MODEL, ALIAS).version
+    show_champion(browser, server_run.server.url, version)
 
 
 def test_mlflow_ui_listens_on_loopback_only(mlflow_server: Server) -> None:

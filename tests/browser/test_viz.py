@@ -14,12 +14,11 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.browser.conftest import (
     PAGE_TIMEOUT_S,
-    Server,
-    assert_loopback_only,
     click_all,
     make_recipe,
     on_screen,
 )
+from tests.serving import Server, assert_loopback_only
 from tle_kedro.pipelines.modeling import create_pipeline
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]

@@ -7,12 +7,12 @@ Tuning once and reusing the result in other folds would let those folds' test pa
 the hyperparameters, so it is not done. The final model gets its own study on all patients
 (``<name>-final``). The default budget is small so this stays cheap on a CPU.
 
-Storage is an RDB URL (default ``sqlite:///data/06_models/optuna.db``) opened with
-``load_if_exists``: re-running resumes the study and adds ``n_trials`` more. To scale out, point
-``storage`` at a server (``postgresql://…``) and start the same run in several worker
-processes: they share the study. This module holds the project's only direct MLflow calls:
-one nested run per trial, only when a parent run is active (otherwise a trial run would be a
-top-level run that loses its parent).
+Storage is an RDB URL (default ``sqlite:///data/06_models/optuna.db``); the study is created
+once and loaded by every later call: re-running resumes it and adds ``n_trials`` more. To scale
+out, point ``storage`` at a server (``postgresql+psycopg2://…``) and start the same run in
+several worker processes: they share the study (tests/servers/test_optuna_postgres.py).
+This module holds the project's only direct MLflow calls: one nested run per trial, only when
+a parent run is active (otherwise a trial run would be a top-level run that loses its parent).
 """
 
 from __future__ import annotations
@@ -116,16 +116,25 @@ def apply_params(
     return new_model, _updated(train_config, params, "train")
 
 
-def open_study(config: TuningConfig, study_name: str) -> optuna.Study:
-    """Create or resume (``load_if_exists``) the study in ``config.storage``."""
+def open_study(config: TuningConfig, study_name: str) -> tuple[optuna.Study, bool]:
+    """Create or resume the study in ``config.storage``; True when this call created it.
+
+    Creation is atomic in the storage (study names are unique), so of several workers that
+    open a fresh study at once exactly one is told it created it: only that one enqueues the
+    configured values (two workers that each saw 0 trials would both enqueue them).
+    """
     url = config.storage
     if url.startswith("sqlite:///") and ":memory:" not in url:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     storage_kwargs: dict[str, Any] = {}
     if config.heartbeat_interval_s is not None:
+        # A trial whose worker stopped beating for 2 intervals is marked FAIL by the next
+        # trial of any worker and queued again once (a killed worker's trial is retried).
         storage_kwargs = {
             "heartbeat_interval": config.heartbeat_interval_s,
-            "failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry=1),
+            "heartbeat_stale_trial_callback": optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=1
+            ),
         }
     storage = optuna.storages.RDBStorage(url, **storage_kwargs)
     try:
@@ -134,17 +143,24 @@ def open_study(config: TuningConfig, study_name: str) -> optuna.Study:
         done = 0
     # Offset the sampler seed by the trials already run, so a resumed study does not redraw
     # the same start-up points.
-    return optuna.create_study(
-        study_name=study_name,
-        storage=storage,
-        load_if_exists=True,
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=config.seed + done),
-        pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=config.pruner_startup_trials,
-            n_warmup_steps=config.pruner_warmup_epochs,
-        ),
+    sampler = optuna.samplers.TPESampler(seed=config.seed + done)
+    pruner = optuna.pruners.MedianPruner(
+        n_startup_trials=config.pruner_startup_trials,
+        n_warmup_steps=config.pruner_warmup_epochs,
     )
+    try:
+        study = optuna.create_study(
+            study_name=study_name,
+            storage=storage,
+            direction="maximize",
+            sampler=sampler,
+            pruner=pruner,
+        )
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.load_study(
+            study_name=study_name, storage=storage, sampler=sampler, pruner=pruner
+        ), False
+    return study, True
 
 
 class _NestedTrialRun:
@@ -273,7 +289,9 @@ def tune_hyperparameters(
     epoch so the median pruner can stop poor trials early. ``config.epochs`` (if set)
     overrides the trial length. Budget: ``n_trials`` more trials and/or ``timeout_s``.
     A fresh study's first trial is the configured values (``base_point``) when
-    ``config.enqueue_base``. ``log_to_mlflow=False``: the caller logs ``result.trials``.
+    ``config.enqueue_base``. ``result.trials`` are the trials this call ran (not those that
+    other workers added to a shared study meanwhile); ``log_to_mlflow=False``: the caller
+    logs them.
     """
     # Trials are scored on an inner validation split even when the final fits use the whole
     # training fold (train.inner_val_fraction = 0), and each trial is one network even when
@@ -310,21 +328,25 @@ def tune_hyperparameters(
         )
         return trial_score(fitted.history, config.score)
 
-    study = open_study(config, study_name)
-    before = len(study.trials)
-    if before == 0 and config.enqueue_base:
+    study, created = open_study(config, study_name)
+    if created and config.enqueue_base:
         point = base_point(dict(config.search_space), model_config, base_train)
         if point is not None:
             study.enqueue_trial(point)
+    # The trials this process ran: other workers on a shared storage add theirs meanwhile.
+    mine: list[int] = []
     study.optimize(
         objective,
         n_trials=config.n_trials,
         timeout=config.timeout_s,
-        callbacks=mlflow_trial_callbacks(config, study_name) if log_to_mlflow else [],
+        callbacks=[
+            lambda _, trial: mine.append(trial.number),
+            *(mlflow_trial_callbacks(config, study_name) if log_to_mlflow else []),
+        ],
         gc_after_trial=True,
     )
     result = _result(study, model_config, train_config)
-    ran = tuple(t for t in study.trials if t.number >= before)
+    ran = tuple(t for t in study.trials if t.number in mine)
     return replace(result, trials=ran)
 
 
