@@ -9,7 +9,7 @@ import torch
 from tests.models import CARDINALITIES, N_NUMERIC, make_batch, single_thread  # noqa: F401
 from tle_kedro.models.baselines import LateFusion, ResNetImageOnly, clinical_vector
 from tle_kedro.models.batch import SurvivalBatch
-from tle_kedro.models.factory import ModelConfig
+from tle_kedro.models.config import ModelConfig
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

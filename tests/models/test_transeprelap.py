@@ -9,7 +9,7 @@ import torch
 from tests.models import CARDINALITIES, N_NUMERIC, make_batch, single_thread  # noqa: F401
 from tle_kedro.losses.cox import cox_partial_likelihood
 from tle_kedro.models.batch import SurvivalBatch
-from tle_kedro.models.factory import ModelConfig
+from tle_kedro.models.config import ModelConfig
 from tle_kedro.models.transeprelap import TransEpRelap
 
 pytestmark = pytest.mark.usefixtures("single_thread")

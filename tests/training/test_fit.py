@@ -16,8 +16,8 @@ from tests.conftest import one_torch_thread
 from tests.training import TinyModel, tiny_cohort, use_tiny_fit_loop
 from tle_kedro.features.clinical import ClinicalTokenizer
 from tle_kedro.losses.cox import cox_partial_likelihood
+from tle_kedro.models.config import ModelConfig
 from tle_kedro.models.ensemble import MeanEnsemble, Recalibrated
-from tle_kedro.models.factory import ModelConfig
 from tle_kedro.models.survival import breslow_baseline, calibration_slope
 from tle_kedro.training import fit
 from tle_kedro.training.config import TrainConfig

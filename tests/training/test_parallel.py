@@ -9,7 +9,7 @@ import pytest
 from tests.conftest import one_torch_thread
 from tests.training import tiny_cohort
 from tle_kedro.features.clinical import ClinicalTokenizer, make_clinical_recipe
-from tle_kedro.models.factory import ModelConfig
+from tle_kedro.models.config import ModelConfig
 from tle_kedro.training import parallel
 from tle_kedro.training.config import ClassicalConfig, ParamRange, TrainConfig, TuningConfig
 from tle_kedro.training.cv import CVData, FoldReport, ModelSpec, run_cross_validation

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import one_torch_thread
 from tests.training import tiny_cohort, use_tiny_fit_loop
 from tle_kedro.features.clinical import ClinicalTokenizer
-from tle_kedro.models.factory import ModelConfig
+from tle_kedro.models.config import ModelConfig
 from tle_kedro.training import fit, tuning
 from tle_kedro.training.config import ParamRange, TrainConfig, TuningConfig
 from tle_kedro.training.tuning import apply_params, fold_study_name, tune_hyperparameters

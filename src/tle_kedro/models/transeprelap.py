@@ -16,12 +16,12 @@ attention runs only on the patients that have at least one token of that modalit
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from tle_kedro.models.batch import MODALITIES, SurvivalBatch
+from tle_kedro.models.config import ModelConfig
 from tle_kedro.models.encoders import ModalityEncoders, drop_modalities
 from tle_kedro.models.measures import (
     MeasureTokenizer,
@@ -30,9 +30,6 @@ from tle_kedro.models.measures import (
     measure_names,
 )
 from tle_kedro.models.tokenizers import ClinicalTokenizer, ImageTokenizer
-
-if TYPE_CHECKING:
-    from tle_kedro.models.factory import ModelConfig
 
 
 def transformer_stack(config: ModelConfig, n_layers: int) -> nn.TransformerEncoder:

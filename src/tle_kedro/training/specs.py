@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tle_kedro.data.atlas import AtlasConfig
-from tle_kedro.models.factory import ModelConfig
+from tle_kedro.models.config import ModelConfig
 from tle_kedro.training.config import ClassicalConfig, TrainConfig, TuningConfig, parse_section
 from tle_kedro.training.cv import ModelSpec
 
