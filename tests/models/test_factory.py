@@ -9,6 +9,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from tests.conftest import PROJECT_ROOT
 from tests.models import CARDINALITIES, N_NUMERIC, make_batch, single_thread  # noqa: F401
 from tle_kedro.models import config as config_module
 from tle_kedro.models.config import ModelConfig
@@ -46,7 +47,13 @@ def test_every_model_returns_one_finite_log_risk_per_patient(
 
 
 def test_paper_configuration_builds_the_full_size_classes() -> None:
-    config = ModelConfig.paper(grid_shape=GRID)
+    from kedro.config import OmegaConfigLoader
+
+    from tle_kedro.settings import CONFIG_LOADER_ARGS
+
+    args = {**CONFIG_LOADER_ARGS, "default_run_env": "paper"}
+    raw = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), env="paper", **args)["parameters"]
+    config = ModelConfig.model_validate({**raw["modeling"]["model"], "grid_shape": GRID})
     assert config.widths == (64, 128, 256, 512) and config.conv1_stride == 1
     torch.manual_seed(0)
     model = build_model("transeprelap", config, N_NUMERIC, CARDINALITIES).eval()

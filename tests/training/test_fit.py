@@ -13,7 +13,7 @@ import torch
 from sksurv.metrics import concordance_index_censored
 
 from tests.conftest import one_torch_thread
-from tests.training import TinyModel, tiny_cohort, use_tiny_fit_loop
+from tests.training import ONE_NETWORK, TinyModel, tiny_cohort, use_tiny_fit_loop
 from tle_kedro.features.clinical import ClinicalTokenizer
 from tle_kedro.losses.cox import cox_partial_likelihood
 from tle_kedro.models.config import ModelConfig
@@ -44,6 +44,7 @@ def _tiny(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def _cfg(**kw: Any) -> TrainConfig:
     base = {"epochs": 3, "lr": 1e-2, "warmup_epochs": 0, "device": "cpu", "progress": False}
+    base = {**ONE_NETWORK, **base}
     return TrainConfig(**{**base, **kw})
 
 

@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 from tests.conftest import one_torch_thread
-from tests.training import tiny_cohort, use_tiny_fit_loop
+from tests.training import ONE_NETWORK, tiny_cohort, use_tiny_fit_loop
 from tle_kedro.features.clinical import ClinicalTokenizer
 from tle_kedro.models.config import ModelConfig
 from tle_kedro.training import fit, tuning
@@ -40,7 +40,9 @@ def _tune(tmp_path: Path, name: str = "s", **kw: Any) -> tuning.TuningResult:
         search_space=SPACE,
         **{"n_trials": 2, "epochs": 3, "pruner_warmup_epochs": 0, **kw},
     )
-    train = TrainConfig(epochs=3, warmup_epochs=0, device="cpu", progress=False)
+    train = TrainConfig(
+        **ONE_NETWORK, epochs=3, lr=1e-3, warmup_epochs=0, device="cpu", progress=False
+    )
     return tune_hyperparameters(
         "tiny",
         None,
@@ -86,7 +88,7 @@ def test_params_merge_into_both_configs_and_unknown_fields_are_named() -> None:
     model, train = ModelConfig(), TrainConfig()
     m, t = apply_params(model, train, {"model.n_intra_layers": 2, "train.lr": 0.005})
     assert (m.n_intra_layers, t.lr) == (2, 0.005)
-    assert (model.n_intra_layers, train.lr) == (1, 1e-3)  # inputs are not mutated
+    assert (model.n_intra_layers, train.lr) == (1, 3e-3)  # inputs are not mutated
     with pytest.raises(ValueError, match="model.depth"):
         apply_params(model, train, {"model.depth": 3})
     with pytest.raises(ValueError, match="invalid model config"):
@@ -162,7 +164,9 @@ def test_trials_are_scored_on_an_inner_split_even_when_fits_use_the_whole_fold(
         epochs=2,
         inner_val_fraction=0.25,
     )
-    train = TrainConfig(epochs=3, warmup_epochs=0, device="cpu", inner_val_fraction=0.0)
+    train = TrainConfig(
+        **ONE_NETWORK, epochs=3, warmup_epochs=0, device="cpu", inner_val_fraction=0.0
+    )
     result = tune_hyperparameters(
         "tiny", None, train, IDS, COHORT.images, COHORT.clinical, ClinicalTokenizer(), config, "s"
     )
@@ -180,7 +184,7 @@ def test_trials_run_elsewhere_are_logged_as_nested_runs_by_the_caller(tmp_path: 
             quiet = tune_hyperparameters(
                 "tiny",
                 None,
-                TrainConfig(epochs=2, warmup_epochs=0, device="cpu", progress=False),
+                TrainConfig(**ONE_NETWORK, epochs=2, warmup_epochs=0, device="cpu", progress=False),
                 IDS,
                 COHORT.images,
                 COHORT.clinical,

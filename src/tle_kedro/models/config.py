@@ -3,14 +3,14 @@ boundary from ``parameters_modeling.yml``.
 
 A module of its own, below the models that read it (``transeprelap``, ``baselines``) and the
 factory that builds them, so none of those import each other for it. The CPU default
-(``conf/base``) and the full-size ``paper`` configuration (``conf/paper``) are this class with
-other numbers; ablations are flags (``use_t1``, ``use_pet``, ``use_clinical``), never other
-classes.
+(``conf/base``) and the full-size ``paper`` configuration (``conf/paper``, ``kedro run
+--env=paper``) are this class with other numbers; ablations are flags (``use_t1``,
+``use_pet``, ``use_clinical``), never other classes. The class defaults equal
+``conf/base/parameters_modeling.yml`` (``tests/test_conf_defaults.py`` holds them equal).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -63,7 +63,7 @@ class ModelConfig(BaseModel):
     widths: tuple[int, int, int, int] = (8, 16, 32, 64)
     layers: tuple[int, int, int, int] = (2, 2, 2, 2)
     conv1_stride: int = Field(2, ge=1, le=4)
-    conv1_kernel: int = Field(7, ge=1)
+    conv1_kernel: int = Field(3, ge=1)
     no_max_pool: bool = False
     channels_last: bool = True
     d_model: int = Field(32, ge=4)
@@ -72,16 +72,16 @@ class ModelConfig(BaseModel):
     n_intra_layers: int = Field(1, ge=0)
     n_inter_layers: int = Field(1, ge=1)
     dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    modality_dropout: float = Field(0.0, ge=0.0, le=1.0)
+    modality_dropout: float = Field(0.1, ge=0.0, le=1.0)
     use_t1: bool = True
     use_pet: bool = True
     use_clinical: bool = True
-    clinical_tokens: Literal["per_variable", "pooled"] = "per_variable"
+    clinical_tokens: Literal["per_variable", "pooled"] = "pooled"
     fusion_hidden: int = Field(32, ge=1)
     ipsilateral_view: bool = True
     asymmetry_channel: bool = True
-    region_tokens: bool = False
-    region_linear: bool = False
+    region_tokens: bool = True
+    region_linear: bool = True
     grid_affine: tuple[tuple[float, float, float, float], ...] | None = None
     atlas: AtlasConfig = DEFAULT_ATLAS
     last_stage_stride: Literal[1, 2] = 2
@@ -118,23 +118,3 @@ class ModelConfig(BaseModel):
             "asymmetry_channel": self.asymmetry_channel,
             "last_stage_stride": self.last_stage_stride,
         }
-
-    @classmethod
-    def paper(cls, grid_shape: Sequence[int] = (80, 64, 48), **overrides: object) -> ModelConfig:
-        """The full-size configuration for a GPU: full-width ResNet-18, stride-1 first conv."""
-        values: dict[str, object] = {
-            "grid_shape": tuple(grid_shape),
-            "widths": (64, 128, 256, 512),
-            "conv1_stride": 1,
-            "no_max_pool": False,
-            "d_model": 256,
-            "n_heads": 8,
-            "ff_mult": 4,
-            "n_intra_layers": 2,
-            "n_inter_layers": 4,
-            "dropout": 0.1,
-            "modality_dropout": 0.2,
-            "fusion_hidden": 256,
-        }
-        values.update(overrides)
-        return cls.model_validate(values)
