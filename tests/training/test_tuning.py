@@ -76,8 +76,8 @@ def test_trials_report_every_epoch_for_the_pruner(tmp_path: Path) -> None:
 
 def test_a_poor_trial_is_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     scores = iter([0.9, 0.9, 0.9, 0.1, 0.1, 0.1])
-    real = fit.harrell_c_index
-    monkeypatch.setattr(fit, "harrell_c_index", lambda r, t, e: next(scores, real(r, t, e)))
+    real = fit.harrell_c
+    monkeypatch.setattr(fit, "harrell_c", lambda r, e, t: next(scores, real(r, e, t)))
     _tune(tmp_path, pruner_startup_trials=1)
     study = optuna.load_study(study_name="s-r0-f1", storage=f"sqlite:///{tmp_path}/sub/optuna.db")
     states = [t.state for t in study.trials]

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from tle_kedro.data.image_tensors import ImageTensors
+from tle_kedro.evaluation.concordance import harrell_c
 from tle_kedro.features.clinical import fit_transform_fold
 from tle_kedro.models.classical import (
     FittedClassicalModel,
@@ -30,7 +31,7 @@ from tle_kedro.models.classical import (
 )
 from tle_kedro.training.config import ClassicalConfig, TrainConfig, TuningConfig
 from tle_kedro.training.data import make_survival_arrays, outcome_arrays, rows_for
-from tle_kedro.training.fit import FittedNeuralModel, fit_neural_model, harrell_c_index
+from tle_kedro.training.fit import FittedNeuralModel, fit_neural_model
 from tle_kedro.training.parallel import make_executor, shared
 from tle_kedro.training.tuning import (
     TuningResult,
@@ -248,7 +249,7 @@ def _fold_metrics(
 ) -> dict[str, float]:
     time, event = outcome_arrays(test_df)
     metrics = {
-        "test_harrell_c": harrell_c_index(pred.risk, time, event),
+        "test_harrell_c": harrell_c(pred.risk, event, time),
         "n_train": float(n_train),
         "n_test": float(len(test_df)),
         "n_test_events": float(event.sum()),

@@ -2,9 +2,10 @@
 
 AdamW with linear warmup then cosine decay (per step), Cox partial likelihood (Efron ties),
 augmentation in training only (a left-right flip swaps the operative-side code), early stopping
-on an inner validation split of the training fold (Harrell C), best-checkpoint restore, and a
-Breslow baseline fitted afterwards: on the whole training fold, or with ``train.recalibrate``
-on the networks' inner-validation patients together with a calibration slope.
+on an inner validation split of the training fold (Harrell C, ``evaluation.concordance``),
+best-checkpoint restore, and a Breslow baseline fitted afterwards: on the whole training fold,
+or with ``train.recalibrate`` on the networks' inner-validation patients together with a
+calibration slope.
 ``train.ensemble > 1`` fits that many such networks with consecutive seeds and predicts their
 mean log-risk.
 """
@@ -27,6 +28,7 @@ from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 from tle_kedro.data.image_tensors import ImageTensors
+from tle_kedro.evaluation.concordance import harrell_c
 from tle_kedro.losses.cox import cox_partial_likelihood
 from tle_kedro.models.batch import SurvivalBatch
 from tle_kedro.models.classical import SURVIVAL_TIMES, SurvivalPrediction
@@ -56,23 +58,6 @@ logger = logging.getLogger(__name__)
 EpochCallback = Callable[[int, float], bool | None]
 # fewer held-out events than this: no recalibration (a slope from 1-4 events is noise)
 MIN_CALIBRATION_EVENTS = 5
-
-
-def harrell_c_index(risk: np.ndarray, time: np.ndarray, event: np.ndarray) -> float:
-    """Harrell's C (Harrell 1996): share of comparable pairs ordered by risk (ties count 1/2).
-
-    A pair (i, j) is comparable when ``event[i]`` and ``time[i] < time[j]``; inputs (n,).
-    O(n^2) memory, fine for validation sets; NaN when no pair is comparable. Hand-written so
-    the per-epoch check needs no scikit-survival exception handling (agrees with sksurv).
-    """
-    r, t, e = (np.asarray(a, dtype=np.float64).ravel() for a in (risk, time, event))
-    comparable = (e[:, None] > 0) & (t[:, None] < t[None, :])  # (n, n)
-    n_pairs = comparable.sum()
-    if n_pairs == 0:
-        return math.nan
-    diff = r[:, None] - r[None, :]
-    score = np.where(np.abs(diff) <= 1e-8, 0.5, (diff > 0).astype(np.float64))
-    return float((score * comparable).sum() / n_pairs)
 
 
 @dataclass
@@ -241,7 +226,7 @@ def _validate(loop: _Loop, val: SurvivalArrays | None) -> tuple[float, float]:
     risk = predict_log_risk(loop.evaluated, val, loop.setup, loop.config.eval_batch_size)
     assert val.time is not None and val.event is not None
     loss = cox_partial_likelihood(torch.as_tensor(risk), val.event, val.time.double())
-    c = harrell_c_index(risk, val.time.numpy(), val.event.numpy())
+    c = harrell_c(risk, val.event.numpy(), val.time.numpy())
     return float(loss), c
 
 
