@@ -286,8 +286,8 @@ def test_recalibration_fits_slope_and_baseline_on_the_held_out_patients() -> Non
         events.append(val.event.numpy())
     r, t, e = (np.concatenate(x) for x in (risks, times, events))
     assert e.sum() >= fit.MIN_CALIBRATION_EVENTS
-    assert model.calibration_slope == pytest.approx(calibration_slope(r, t, e))
-    baseline = breslow_baseline(model.calibration_slope * r, t, e)
+    assert model.calibration_slope == pytest.approx(calibration_slope(r, e, t))
+    baseline = breslow_baseline(model.calibration_slope * r, e, t)
     np.testing.assert_allclose(model.baseline.cumulative_hazard, baseline.cumulative_hazard)
     # the fitted model's log-risk is the slope times the ensemble's
     arrays = _arrays(model, IDS[:6])
@@ -308,7 +308,7 @@ def test_without_held_out_patients_or_events_the_baseline_is_fitted_in_sample(
     assert "recalibration skipped" in caplog.text
     full = _arrays(few, IDS)
     risk = few.log_risk(full)
-    expected = breslow_baseline(risk, full.time.numpy(), full.event.numpy())
+    expected = breslow_baseline(risk, full.event.numpy(), full.time.numpy())
     np.testing.assert_allclose(few.baseline.cumulative_hazard, expected.cumulative_hazard)
 
 

@@ -341,15 +341,15 @@ def fit_neural_model(
         # out by two members counts twice). In-sample risks of an early-stopped network
         # still spread too far; fold models recalibrated this way put their risks on one
         # scale (docs/modeling.md: pooled C and ICI, same networks, with and without).
-        risk, time, event = outcome
-        slope = calibration_slope(risk, time, event)
+        risk, event, time = outcome
+        slope = calibration_slope(risk, event, time)
         model = Recalibrated(model, slope).eval()
-        baseline = breslow_baseline(slope * risk, time, event)
+        baseline = breslow_baseline(slope * risk, event, time)
     else:
         full = make_survival_arrays(list(train_ids), image_tensors, tok, table)
         risk = predict_log_risk(model, full, resolve_device("cpu"), cfg.eval_batch_size)
         assert full.time is not None and full.event is not None
-        baseline = breslow_baseline(risk, full.time.numpy(), full.event.numpy())
+        baseline = breslow_baseline(risk, full.event.numpy(), full.time.numpy())
     return FittedNeuralModel(
         kind, model_config, cfg, model, tok, baseline, history, best_epoch, slope
     )
@@ -362,7 +362,7 @@ _Member = tuple[torch.nn.Module, Any, list[dict[str, float]], int, SurvivalArray
 def _held_out_outcome(
     held_outs: Sequence[tuple[torch.nn.Module, SurvivalArrays | None]], cfg: TrainConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(log-risk, time, event) of every member on its own inner-validation patients.
+    """(log-risk, event, time) of every member on its own inner-validation patients.
 
     None when there is nothing to calibrate on: no inner split, or fewer than
     ``MIN_CALIBRATION_EVENTS`` events in it (the fit then keeps the in-sample Breslow).
@@ -373,10 +373,10 @@ def _held_out_outcome(
             continue
         assert val.time is not None and val.event is not None
         risk = predict_log_risk(member, val, resolve_device("cpu"), cfg.eval_batch_size)
-        parts.append((risk, val.time.numpy().astype(np.float64), val.event.numpy()))
+        parts.append((risk, val.event.numpy(), val.time.numpy().astype(np.float64)))
     if not parts:
         return None
-    risk, time, event = (np.concatenate(p) for p in zip(*parts, strict=True))
+    risk, event, time = (np.concatenate(p) for p in zip(*parts, strict=True))
     if event.sum() < MIN_CALIBRATION_EVENTS:
         logger.warning(
             "recalibration skipped: %d events among %d held-out patients (< %d); "
@@ -386,7 +386,7 @@ def _held_out_outcome(
             MIN_CALIBRATION_EVENTS,
         )
         return None
-    return risk, time, event
+    return risk, event, time
 
 
 def _fit_member(
