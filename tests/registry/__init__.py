@@ -25,7 +25,8 @@ from tle_kedro.features.clinical import ClinicalTokenizer
 from tle_kedro.models.factory import ModelConfig
 from tle_kedro.registry.pyfunc import TLESurvivalModel, risk_groups
 from tle_kedro.training.config import TrainConfig
-from tle_kedro.training.fit import FittedNeuralModel, fit_neural_model
+from tle_kedro.training.fit import FitInputs, fit_neural_model
+from tle_kedro.training.fitted import FittedNeuralModel
 from tle_kedro.transforms.params import PreprocessingParams
 from tle_kedro.transforms.preprocess import preprocess_cohort
 
@@ -62,13 +63,15 @@ def tiny_train_config(epochs: int = 2) -> TrainConfig:
 def fit_tiny(clinical: pd.DataFrame, tensors: ImageTensors, epochs: int = 2) -> FittedNeuralModel:
     """A slim TransEpRelap fitted on every patient of ``clinical``."""
     return fit_neural_model(
-        "transeprelap",
-        tiny_model_config(tensors.grid_shape),
-        tiny_train_config(epochs),
-        list(clinical["participant_id"]),
-        tensors,
-        clinical,
-        ClinicalTokenizer(),
+        FitInputs(
+            "transeprelap",
+            tiny_model_config(tensors.grid_shape),
+            tiny_train_config(epochs),
+            list(clinical["participant_id"]),
+            tensors,
+            clinical,
+            ClinicalTokenizer(),
+        )
     )
 
 

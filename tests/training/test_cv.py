@@ -16,13 +16,9 @@ from tests.conftest import one_torch_thread
 from tests.training import ONE_NETWORK, tiny_cohort, use_tiny_fit_loop
 from tle_kedro.features.clinical import ClinicalTokenizer, make_clinical_recipe
 from tle_kedro.training.config import ClassicalConfig, ParamRange, TrainConfig, TuningConfig
-from tle_kedro.training.cv import (
-    CVData,
-    FoldReport,
-    ModelSpec,
-    fit_final_model,
-    run_cross_validation,
-)
+from tle_kedro.training.cv import CVData, FoldReport, run_cross_validation
+from tle_kedro.training.final import fit_final_model
+from tle_kedro.training.specs import ModelSpec
 
 COHORT = tiny_cohort(18, shape=(8, 8, 8))
 IDS = list(COHORT.clinical["participant_id"])

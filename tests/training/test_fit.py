@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import pickle
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,11 +25,13 @@ from tle_kedro.training.config import TrainConfig
 from tle_kedro.training.data import EventBatchSampler, make_survival_arrays, outcome_arrays
 from tle_kedro.training.device import resolve_device
 from tle_kedro.training.fit import (
+    FitInputs,
     fit_neural_model,
     inner_split,
     predict_log_risk,
     warmup_cosine,
 )
+from tle_kedro.training.fitted import FittedNeuralModel
 
 COHORT = tiny_cohort(16)
 IDS = list(COHORT.clinical["participant_id"])
@@ -47,13 +50,15 @@ def _cfg(**kw: Any) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
-def _fit(cfg: TrainConfig, **kw: Any) -> fit.FittedNeuralModel:
-    return fit_neural_model(
-        "tiny", None, cfg, IDS, COHORT.images, COHORT.clinical, ClinicalTokenizer(), **kw
-    )
+def _inputs(cfg: TrainConfig, cohort: Any = COHORT, kind: str = "tiny", config: Any = None) -> Any:
+    return FitInputs(kind, config, cfg, IDS, cohort.images, cohort.clinical, ClinicalTokenizer())
 
 
-def _arrays(model: fit.FittedNeuralModel, ids: list[str]) -> Any:
+def _fit(cfg: TrainConfig, **kw: Any) -> FittedNeuralModel:
+    return fit_neural_model(_inputs(cfg), **kw)
+
+
+def _arrays(model: FittedNeuralModel, ids: list[str]) -> Any:
     return make_survival_arrays(ids, COHORT.images, model.tokenizer, COHORT.clinical)
 
 
@@ -86,15 +91,7 @@ def test_one_training_step_lowers_the_loss() -> None:
 
 def test_a_tiny_set_can_be_overfit() -> None:
     exact = tiny_cohort(16, exact=True)
-    model = fit_neural_model(
-        "tiny",
-        None,
-        _cfg(epochs=60, lr=3e-2, inner_val_fraction=0.0),
-        IDS,
-        exact.images,
-        exact.clinical,
-        ClinicalTokenizer(),
-    )
+    model = fit_neural_model(_inputs(_cfg(epochs=60, lr=3e-2, inner_val_fraction=0.0), exact))
     arrays = make_survival_arrays(IDS, exact.images, model.tokenizer, exact.clinical)
     c = harrell_c(model.log_risk(arrays), arrays.event.numpy(), arrays.time.numpy())
     assert c > 0.95
@@ -186,15 +183,13 @@ def test_the_real_transeprelap_trains_through_the_same_loop(
     monkeypatch.setattr(fit, "augment_batch", augment_batch)  # the real TorchIO path
     config = ModelConfig(grid_shape=(16, 16, 16), widths=(4, 4, 8, 8), d_model=8, n_heads=2)
     train = _cfg(epochs=2, batch_size=8, augment=AugmentConfig(flip_lr=True))
-    model = fit_neural_model(
-        "transeprelap", config, train, IDS, COHORT.images, COHORT.clinical, ClinicalTokenizer()
-    )
+    model = fit_neural_model(_inputs(train, kind="transeprelap", config=config))
     pred = model.predict(_arrays(model, IDS[:4]))
     assert pred.risk.shape == (4,) and np.isfinite(pred.risk).all()
     assert len(model.history) == 2
 
 
-def _weights(model: fit.FittedNeuralModel) -> torch.Tensor:
+def _weights(model: FittedNeuralModel) -> torch.Tensor:
     return torch.cat([t.detach().flatten().float() for t in model.model.state_dict().values()])
 
 
@@ -229,10 +224,8 @@ def test_an_ensemble_predicts_the_mean_log_risk_of_its_seeded_members() -> None:
     # members are trained with seeds seed, seed + 1, seed + 2: member k equals a single fit
     # with seed + k on the ensemble's (whole-fold) tokenizer, and the members differ
     member_cfg = cfg.model_copy(update={"ensemble": 1, "seed": cfg.seed + 1})
-    single, *_ = fit._fit_member(
-        "tiny", None, member_cfg, IDS, COHORT.images, COHORT.clinical, model.tokenizer,
-        None, None, fit_tokenizer=False,
-    )  # fmt: skip
+    member = replace(_inputs(member_cfg), tokenizer=model.tokenizer)
+    single, *_ = fit._fit_member(member, None, None, fit_tokenizer=False)
     np.testing.assert_allclose(per_member[1], predict_log_risk(single, arrays, setup), atol=1e-6)
     assert not np.allclose(per_member[0], per_member[1])
     # the Breslow baseline is fitted on the ensemble's risk, so S(t) follows its mean

@@ -12,7 +12,8 @@ from tle_kedro.features.clinical import ClinicalTokenizer, make_clinical_recipe
 from tle_kedro.models.config import ModelConfig
 from tle_kedro.training import parallel
 from tle_kedro.training.config import ClassicalConfig, ParamRange, TrainConfig, TuningConfig
-from tle_kedro.training.cv import CVData, FoldReport, ModelSpec, run_cross_validation
+from tle_kedro.training.cv import CVData, FoldReport, run_cross_validation
+from tle_kedro.training.specs import ModelSpec
 from tle_kedro.training.tuning import TuningResult
 
 COHORT = tiny_cohort(18, shape=(8, 8, 8))

@@ -16,6 +16,7 @@ from tle_kedro.features.clinical import ClinicalTokenizer
 from tle_kedro.models.config import ModelConfig
 from tle_kedro.training import fit, tuning
 from tle_kedro.training.config import ParamRange, TrainConfig, TuningConfig
+from tle_kedro.training.fit import FitInputs
 from tle_kedro.training.tuning import apply_params, fold_study_name, tune_hyperparameters
 
 COHORT = tiny_cohort(16)
@@ -43,17 +44,11 @@ def _tune(tmp_path: Path, name: str = "s", **kw: Any) -> tuning.TuningResult:
     train = TrainConfig(
         **ONE_NETWORK, epochs=3, lr=1e-3, warmup_epochs=0, device="cpu", progress=False
     )
-    return tune_hyperparameters(
-        "tiny",
-        None,
-        train,
-        IDS,
-        COHORT.images,
-        COHORT.clinical,
-        ClinicalTokenizer(),
-        config,
-        study_name=fold_study_name(name, 0, 1),
-    )
+    return tune_hyperparameters(_inputs(train), config, study_name=fold_study_name(name, 0, 1))
+
+
+def _inputs(train: TrainConfig) -> FitInputs:
+    return FitInputs("tiny", None, train, IDS, COHORT.images, COHORT.clinical, ClinicalTokenizer())
 
 
 def test_an_interrupted_study_resumes_in_its_storage(tmp_path: Path) -> None:
@@ -167,9 +162,7 @@ def test_trials_are_scored_on_an_inner_split_even_when_fits_use_the_whole_fold(
     train = TrainConfig(
         **ONE_NETWORK, epochs=3, warmup_epochs=0, device="cpu", inner_val_fraction=0.0
     )
-    result = tune_hyperparameters(
-        "tiny", None, train, IDS, COHORT.images, COHORT.clinical, ClinicalTokenizer(), config, "s"
-    )
+    result = tune_hyperparameters(_inputs(train), config, "s")
     assert 0.0 <= result.best_value <= 1.0  # a C-index, not NaN: there was a validation set
     assert result.train_config.inner_val_fraction == 0.0  # the fits keep the whole fold
 
@@ -182,13 +175,11 @@ def test_trials_run_elsewhere_are_logged_as_nested_runs_by_the_caller(tmp_path: 
         with mlflow.start_run() as parent:
             result = _tune(tmp_path, n_trials=2)  # logs live (in-process)
             quiet = tune_hyperparameters(
-                "tiny",
-                None,
-                TrainConfig(**ONE_NETWORK, epochs=2, warmup_epochs=0, device="cpu", progress=False),
-                IDS,
-                COHORT.images,
-                COHORT.clinical,
-                ClinicalTokenizer(),
+                _inputs(
+                    TrainConfig(
+                        **ONE_NETWORK, epochs=2, warmup_epochs=0, device="cpu", progress=False
+                    )
+                ),
                 TuningConfig(
                     storage=f"sqlite:///{tmp_path}/q.db", search_space=SPACE, n_trials=1, epochs=2
                 ),
@@ -218,9 +209,10 @@ def test_each_trial_is_one_network_even_when_the_fits_are_ensembles(
     seen: list[tuple[int, int, bool]] = []
     real = tuning.fit_neural_model
 
-    def spy(kind: str, mc: Any, tc: TrainConfig, *args: Any, **kw: Any) -> Any:
+    def spy(inputs: FitInputs, *args: Any, **kw: Any) -> Any:
+        tc = inputs.train_config
         seen.append((tc.ensemble, tc.snapshots, tc.recalibrate))
-        return real(kind, mc, tc, *args, **kw)
+        return real(inputs, *args, **kw)
 
     monkeypatch.setattr(tuning, "fit_neural_model", spy)
     config = TuningConfig(
@@ -230,9 +222,7 @@ def test_each_trial_is_one_network_even_when_the_fits_are_ensembles(
         epochs=3, warmup_epochs=0, device="cpu", progress=False, ensemble=3, snapshots=2,
         recalibrate=True,
     )  # fmt: skip
-    result = tune_hyperparameters(
-        "tiny", None, train, IDS, COHORT.images, COHORT.clinical, ClinicalTokenizer(), config, "s"
-    )
+    result = tune_hyperparameters(_inputs(train), config, "s")
     assert seen == [(1, 1, False), (1, 1, False)]
     # the fits after the study stay recalibrated ensembles of snapshots
     tc = result.train_config
