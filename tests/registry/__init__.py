@@ -18,6 +18,7 @@ import pytest
 
 from tests.cohort_factory import tiny_params, write_test_cohort
 from tests.conftest import one_torch_thread
+from tests.training import ONE_NETWORK
 from tle_kedro.data.cohort import read_cohort
 from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.data.schema import validate_participants
@@ -43,12 +44,15 @@ def tiny_model_config(grid: tuple[int, int, int]) -> ModelConfig:
         n_heads=2,
         dropout=0.0,
         channels_last=False,
+        region_tokens=False,
+        region_linear=False,
     )
 
 
 def tiny_train_config(epochs: int = 2) -> TrainConfig:
     return TrainConfig.model_validate(
         {
+            **ONE_NETWORK,
             "epochs": epochs,
             "lr": 1e-2,
             "warmup_epochs": 0,
