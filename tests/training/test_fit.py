@@ -339,3 +339,16 @@ def test_snapshots_need_an_inner_split_and_are_validated() -> None:
     assert not isinstance(model.model, MeanEnsemble)
     with pytest.raises(ValueError, match="snapshots"):
         _cfg(snapshots=0)
+
+
+def test_models_pickled_before_the_fitted_model_moved_still_load() -> None:
+    model = _fit(_cfg(epochs=1))
+    new = pickle.dumps(model, protocol=2)
+    old = new.replace(
+        b"tle_kedro.training.fitted\nFittedNeuralModel",
+        b"tle_kedro.training.fit\nFittedNeuralModel",
+    )
+    assert old != new
+    loaded = pickle.loads(old)
+    arrays = _arrays(model, IDS[:4])
+    np.testing.assert_array_equal(loaded.log_risk(arrays), model.log_risk(arrays))
