@@ -29,7 +29,7 @@ from tle_kedro.models.measures import (
     grid_affine_or_default,
     measure_names,
 )
-from tle_kedro.models.tokenizers import ClinicalTokenizer, ImageTokenizer
+from tle_kedro.models.tokenizers import ClinicalEmbedding, ImageTokenizer
 
 
 def transformer_stack(config: ModelConfig, n_layers: int) -> nn.TransformerEncoder:
@@ -101,9 +101,9 @@ class TransEpRelap(nn.Module):
                         linear = nn.Linear(n_measures, 1, bias=False)
                         nn.init.zeros_(linear.weight)  # starts as the attention path alone
                         self.region_linear[m] = linear
-        self.clinical: ClinicalTokenizer | None = None
+        self.clinical: ClinicalEmbedding | None = None
         if config.use_clinical and n_numeric + len(cardinalities) > 0:
-            self.clinical = ClinicalTokenizer(n_numeric, cardinalities, d)
+            self.clinical = ClinicalEmbedding(n_numeric, cardinalities, d)
         if config.n_intra_layers > 0:
             groups = list(self.modalities) + (["clinical"] if self.clinical else [])
             for g in groups:
