@@ -211,9 +211,8 @@ def _fit_task(
     inputs = neural_fit_inputs(spec, data, train_ids)
     inputs = inputs.with_configs(*apply_params(inputs.model_config, inputs.train_config, params))
     fitted = fit_neural_model(inputs, desc=f"{spec.name} r{split[0]} f{split[1]}")
-    assert data.image_tensors is not None
     test = make_survival_arrays(
-        test_ids, data.image_tensors, fitted.tokenizer, data.clinical, with_outcome=False
+        test_ids, inputs.image_tensors, fitted.tokenizer, inputs.table, with_outcome=False
     )
     return fitted, fitted.predict(test), fitted.history, _time.perf_counter() - start
 
