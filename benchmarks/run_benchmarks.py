@@ -139,7 +139,8 @@ def training_throughput(root: Path, steps: int = 6) -> tuple[float, float]:
     from tle_kedro.datasets.tensors import ImageTensorsDataset
     from tle_kedro.losses.cox import cox_partial_likelihood
     from tle_kedro.models.batch import from_arrays
-    from tle_kedro.models.factory import ModelConfig, build_model
+    from tle_kedro.models.config import ModelConfig
+    from tle_kedro.models.factory import build_model
 
     tensors = ImageTensorsDataset(str(root / "data/03_primary/image_tensors")).load()
     b = 32

@@ -12,8 +12,8 @@ from sksurv.metrics import (
 from sksurv.util import Surv
 
 from tests.evaluation import make_cohort, make_oof
+from tle_kedro.evaluation.concordance import harrell_c
 from tle_kedro.evaluation.metrics import (
-    harrell_c,
     integrated_brier,
     point_metrics,
     prepare_eval_data,
@@ -108,7 +108,7 @@ def test_perfect_survival_predictions_have_lower_ibs_than_uninformative_ones(coh
 def test_degenerate_sample_gives_nan_not_an_exception():
     time = np.array([1.0, 2.0, 3.0])
     event = np.zeros(3, dtype=bool)
-    assert np.isnan(safe_metric(harrell_c, time, event, np.arange(3.0)))
+    assert np.isnan(safe_metric(harrell_c, np.arange(3.0), event, time))
     assert np.isnan(safe_metric(uno_c, time, event, np.arange(3.0), 2.5))
 
 

@@ -9,12 +9,20 @@ import torch
 from tests.models import CARDINALITIES, N_NUMERIC, make_batch, single_thread  # noqa: F401
 from tle_kedro.models.baselines import LateFusion, ResNetImageOnly, clinical_vector
 from tle_kedro.models.batch import SurvivalBatch
-from tle_kedro.models.factory import ModelConfig
+from tle_kedro.models.config import ModelConfig
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 GRID = (16, 16, 16)
-CONFIG = ModelConfig(grid_shape=GRID, widths=(4, 4, 8, 8), d_model=8, dropout=0.0)
+# without region measures: the pooled image features alone
+CONFIG = ModelConfig(
+    grid_shape=GRID,
+    widths=(4, 4, 8, 8),
+    d_model=8,
+    dropout=0.0,
+    region_tokens=False,
+    region_linear=False,
+)
 
 
 def test_clinical_vector_has_missing_indicators_and_one_hot_codes() -> None:

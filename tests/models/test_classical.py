@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tle_kedro.evaluation.metrics import harrell_c
+from tle_kedro.evaluation.concordance import harrell_c
 from tle_kedro.models.classical import (
     combine,
     fit_cox_clinical,
@@ -38,7 +38,7 @@ def test_baseline_beats_random_on_a_strong_signal(fit: str) -> None:
     else:
         model = fit_rsf(x, time, event, n_estimators=50, min_samples_leaf=5, seed=0)
     pred = model.predict(xt)
-    assert harrell_c(tt, et, pred.risk) > 0.75
+    assert harrell_c(pred.risk, et, tt) > 0.75
     assert np.all((pred.surv_12 >= pred.surv_24) & (pred.surv_24 >= 0) & (pred.surv_12 <= 1))
 
 

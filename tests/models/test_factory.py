@@ -1,12 +1,19 @@
 from __future__ import annotations
 
+import ast
+import pickle
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
 
+from tests.conftest import PROJECT_ROOT
 from tests.models import CARDINALITIES, N_NUMERIC, make_batch, single_thread  # noqa: F401
-from tle_kedro.models.factory import MODEL_KINDS, ModelConfig, build_model
+from tle_kedro.models import config as config_module
+from tle_kedro.models.config import ModelConfig
+from tle_kedro.models.factory import MODEL_KINDS, build_model
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -40,7 +47,13 @@ def test_every_model_returns_one_finite_log_risk_per_patient(
 
 
 def test_paper_configuration_builds_the_full_size_classes() -> None:
-    config = ModelConfig.paper(grid_shape=GRID)
+    from kedro.config import OmegaConfigLoader
+
+    from tle_kedro.settings import CONFIG_LOADER_ARGS
+
+    args = {**CONFIG_LOADER_ARGS, "default_run_env": "paper"}
+    raw = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), env="paper", **args)["parameters"]
+    config = ModelConfig.model_validate({**raw["modeling"]["model"], "grid_shape": GRID})
     assert config.widths == (64, 128, 256, 512) and config.conv1_stride == 1
     torch.manual_seed(0)
     model = build_model("transeprelap", config, N_NUMERIC, CARDINALITIES).eval()
@@ -77,3 +90,21 @@ def test_grid_mismatch_names_the_configuration_fix() -> None:
     model = build_model("transeprelap", tiny(grid_shape=(24, 24, 24)), N_NUMERIC, CARDINALITIES)
     with pytest.raises(ValueError, match="grid_shape"):
         model.eval()(make_batch(1, GRID))
+
+
+def test_model_config_imports_no_model() -> None:
+    tree = ast.parse(Path(config_module.__file__ or "").read_text())
+    imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not {m for m in imported if m.startswith("tle_kedro.models")}
+
+
+def test_models_pickled_before_the_config_moved_still_load() -> None:
+    from tle_kedro.models import factory
+
+    # such a pickle names tle_kedro.models.factory.ModelConfig
+    new = pickle.dumps(tiny(), protocol=2)
+    old = new.replace(
+        b"tle_kedro.models.config\nModelConfig", b"tle_kedro.models.factory\nModelConfig"
+    )
+    assert old != new and pickle.loads(old) == tiny()
+    assert factory.ModelConfig is ModelConfig

@@ -9,7 +9,7 @@ from tests.features import GRID, synthetic_tensors, touching
 from tle_kedro.data.atlas import AtlasConfig
 from tle_kedro.data.regions import DEFAULT_CROP_BOX_MNI, crop_grid_affine
 from tle_kedro.features.imaging import imaging_features
-from tle_kedro.models.factory import ModelConfig
+from tle_kedro.models.config import ModelConfig
 from tle_kedro.models.measures import (
     MeasureTokenizer,
     RegionMeasures,

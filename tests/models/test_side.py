@@ -15,7 +15,13 @@ SIDE = 0  # the operative side is clin_cat column 0 in these tests (cardinality 
 
 
 def _config(**overrides: object) -> ModelConfig:
-    values: dict[str, object] = {"grid_shape": (16, 16, 16), "widths": (4, 4, 8, 8), "d_model": 8}
+    values: dict[str, object] = {
+        "grid_shape": (16, 16, 16),
+        "widths": (4, 4, 8, 8),
+        "d_model": 8,
+        "region_tokens": False,  # images only: the mirror is all a patient's side changes
+        "region_linear": False,
+    }
     values.update(overrides)
     return ModelConfig.model_validate(values)
 

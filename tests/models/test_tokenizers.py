@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import math
+import pickle
 
 import pytest
 import torch
 
-from tle_kedro.models.tokenizers import ClinicalTokenizer, ImageTokenizer
+from tle_kedro.models.tokenizers import ClinicalEmbedding, ImageTokenizer
 
 
 def test_image_tokens_get_a_distinct_position_embedding_per_grid_cell() -> None:
@@ -23,7 +24,7 @@ def test_image_tokenizer_names_the_grid_fix_on_a_token_count_mismatch() -> None:
 
 
 def test_numeric_token_is_value_times_vector_plus_variable_embedding() -> None:
-    tok = ClinicalTokenizer(n_numeric=2, cardinalities=[3], d_model=4)
+    tok = ClinicalEmbedding(n_numeric=2, cardinalities=[3], d_model=4)
     num = torch.tensor([[2.0, -1.0]])
     cat = torch.tensor([[1]])
     tokens, missing = tok(num, cat)
@@ -35,7 +36,7 @@ def test_numeric_token_is_value_times_vector_plus_variable_embedding() -> None:
 
 
 def test_missing_values_are_masked_not_imputed() -> None:
-    tok = ClinicalTokenizer(n_numeric=2, cardinalities=[3], d_model=4)
+    tok = ClinicalEmbedding(n_numeric=2, cardinalities=[3], d_model=4)
     tokens, missing = tok(torch.tensor([[math.nan, 0.0]]), torch.tensor([[-1]]))
     assert missing.tolist() == [[True, False, True]]
     assert torch.all(tokens[0, 0] == 0) and torch.all(tokens[0, 2] == 0)
@@ -45,12 +46,22 @@ def test_missing_values_are_masked_not_imputed() -> None:
 
 
 def test_out_of_range_category_code_raises() -> None:
-    tok = ClinicalTokenizer(n_numeric=0, cardinalities=[2, 3], d_model=4)
+    tok = ClinicalEmbedding(n_numeric=0, cardinalities=[2, 3], d_model=4)
     with pytest.raises(ValueError, match=r"column 0 has codes outside \[-1, 1\]"):
         tok(torch.zeros(1, 0), torch.tensor([[2, 0]]))
 
 
 def test_wrong_number_of_clinical_columns_raises() -> None:
-    tok = ClinicalTokenizer(n_numeric=2, cardinalities=[2], d_model=4)
+    tok = ClinicalEmbedding(n_numeric=2, cardinalities=[2], d_model=4)
     with pytest.raises(ValueError, match="2 numeric and 1 categorical"):
         tok(torch.zeros(1, 3), torch.zeros(1, 1, dtype=torch.int64))
+
+
+def test_models_pickled_before_the_rename_still_load() -> None:
+    emb = ClinicalEmbedding(n_numeric=2, cardinalities=[3], d_model=4)
+    new = pickle.dumps(emb, protocol=2)
+    old = new.replace(b"tokenizers\nClinicalEmbedding", b"tokenizers\nClinicalTokenizer")
+    assert old != new
+    loaded = pickle.loads(old)
+    assert type(loaded) is ClinicalEmbedding
+    torch.testing.assert_close(loaded.variable, emb.variable)

@@ -9,7 +9,7 @@ import torch
 from tests.models import CARDINALITIES, N_NUMERIC, make_batch, single_thread  # noqa: F401
 from tle_kedro.losses.cox import cox_partial_likelihood
 from tle_kedro.models.batch import SurvivalBatch
-from tle_kedro.models.factory import ModelConfig
+from tle_kedro.models.config import ModelConfig
 from tle_kedro.models.transeprelap import TransEpRelap
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -192,8 +192,9 @@ def test_a_tiny_set_can_be_overfit_with_region_tokens() -> None:
     assert losses[-1] < min(losses[:5])
 
 
-def test_region_linear_adds_a_linear_term_of_the_standardised_measures() -> None:
-    model = tiny_model().eval()
+@pytest.mark.parametrize("basis", ["linear", "hinge"])
+def test_region_linear_adds_a_linear_term_of_the_standardised_measures(basis: str) -> None:
+    model = tiny_model(region_linear_basis=basis).eval()
     batch = make_batch(5, GRID, modality_mask=np.array([[True, True]] * 4 + [[True, False]]))
     without = tiny_model(region_linear=False).eval()
     without.load_state_dict(model.state_dict(), strict=False)
@@ -201,6 +202,8 @@ def test_region_linear_adds_a_linear_term_of_the_standardised_measures() -> None
     for m, channel in (("t1", 0), ("pet", 1)):
         values = model.measures[m].measures(batch.images[:, channel : channel + 1])
         z = model.measures[m].standardise(values)
+        if basis == "hinge":  # written out here, not by the code under test
+            z = torch.cat([z.clamp(min=0), (-z).clamp(min=0)], dim=1)
         term = (z @ model.region_linear[m].weight.T).squeeze(-1).detach()
         if m == "pet":
             term[4] = 0.0  # patient 4 has no PET: no PET term

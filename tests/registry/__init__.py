@@ -18,6 +18,7 @@ import pytest
 
 from tests.cohort_factory import tiny_params, write_test_cohort
 from tests.conftest import one_torch_thread
+from tests.training import ONE_NETWORK
 from tle_kedro.data.cohort import read_cohort
 from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.data.schema import validate_participants
@@ -25,7 +26,8 @@ from tle_kedro.features.clinical import ClinicalTokenizer
 from tle_kedro.models.factory import ModelConfig
 from tle_kedro.registry.pyfunc import TLESurvivalModel, risk_groups
 from tle_kedro.training.config import TrainConfig
-from tle_kedro.training.fit import FittedNeuralModel, fit_neural_model
+from tle_kedro.training.fit import FitInputs, fit_neural_model
+from tle_kedro.training.fitted import FittedNeuralModel
 from tle_kedro.transforms.params import PreprocessingParams
 from tle_kedro.transforms.preprocess import preprocess_cohort
 
@@ -42,12 +44,15 @@ def tiny_model_config(grid: tuple[int, int, int]) -> ModelConfig:
         n_heads=2,
         dropout=0.0,
         channels_last=False,
+        region_tokens=False,
+        region_linear=False,
     )
 
 
 def tiny_train_config(epochs: int = 2) -> TrainConfig:
     return TrainConfig.model_validate(
         {
+            **ONE_NETWORK,
             "epochs": epochs,
             "lr": 1e-2,
             "warmup_epochs": 0,
@@ -62,13 +67,15 @@ def tiny_train_config(epochs: int = 2) -> TrainConfig:
 def fit_tiny(clinical: pd.DataFrame, tensors: ImageTensors, epochs: int = 2) -> FittedNeuralModel:
     """A slim TransEpRelap fitted on every patient of ``clinical``."""
     return fit_neural_model(
-        "transeprelap",
-        tiny_model_config(tensors.grid_shape),
-        tiny_train_config(epochs),
-        list(clinical["participant_id"]),
-        tensors,
-        clinical,
-        ClinicalTokenizer(),
+        FitInputs(
+            "transeprelap",
+            tiny_model_config(tensors.grid_shape),
+            tiny_train_config(epochs),
+            list(clinical["participant_id"]),
+            tensors,
+            clinical,
+            ClinicalTokenizer(),
+        )
     )
 
 

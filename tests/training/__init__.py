@@ -16,6 +16,16 @@ from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.models.batch import SurvivalBatch
 
 HISTORY = list(BINARY_COLUMNS)
+# One network with one checkpoint, the whole fold per step, no warm start or recalibration:
+# the fit loop the tests below exercise (conf/base adds ensembles, snapshots and the rest).
+ONE_NETWORK: dict[str, Any] = {
+    "batch_size": None,
+    "early_stopping_patience": 10,
+    "ensemble": 1,
+    "snapshots": 1,
+    "recalibrate": False,
+    "warm_start": "none",
+}
 
 
 @dataclass(frozen=True)

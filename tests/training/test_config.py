@@ -15,7 +15,7 @@ from tle_kedro.training.config import (
 
 def test_defaults_are_the_cpu_configuration() -> None:
     cfg = TrainConfig()
-    assert cfg.device == "auto" and cfg.batch_size is None and cfg.epochs == 50
+    assert cfg.device == "auto" and cfg.batch_size == 16 and cfg.augment.backend == "torch"
     assert ClassicalConfig().rsf_n_jobs <= 2
     assert TuningConfig().storage == "sqlite:///data/06_models/optuna.db"
 

@@ -13,21 +13,17 @@ import pytest
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from tests.conftest import one_torch_thread
-from tests.training import tiny_cohort, use_tiny_fit_loop
+from tests.training import ONE_NETWORK, tiny_cohort, use_tiny_fit_loop
 from tle_kedro.features.clinical import ClinicalTokenizer, make_clinical_recipe
 from tle_kedro.training.config import ClassicalConfig, ParamRange, TrainConfig, TuningConfig
-from tle_kedro.training.cv import (
-    CVData,
-    FoldReport,
-    ModelSpec,
-    fit_final_model,
-    run_cross_validation,
-)
+from tle_kedro.training.cv import CVData, FoldReport, run_cross_validation
+from tle_kedro.training.final import fit_final_model
+from tle_kedro.training.specs import ModelSpec
 
 COHORT = tiny_cohort(18, shape=(8, 8, 8))
 IDS = list(COHORT.clinical["participant_id"])
 FITTED_ON: list[tuple[str, frozenset[str]]] = []
-TRAIN = TrainConfig(epochs=2, warmup_epochs=0, device="cpu", progress=False)
+TRAIN = TrainConfig(**ONE_NETWORK, epochs=2, warmup_epochs=0, device="cpu", progress=False)
 CLASSICAL = ClassicalConfig(rsf_n_estimators=10, rsf_min_samples_leaf=3)
 
 

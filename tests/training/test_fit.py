@@ -5,31 +5,33 @@ from __future__ import annotations
 import math
 import pickle
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from sksurv.metrics import concordance_index_censored
 
 from tests.conftest import one_torch_thread
-from tests.training import TinyModel, tiny_cohort, use_tiny_fit_loop
+from tests.training import ONE_NETWORK, TinyModel, tiny_cohort, use_tiny_fit_loop
+from tle_kedro.evaluation.concordance import harrell_c
 from tle_kedro.features.clinical import ClinicalTokenizer
 from tle_kedro.losses.cox import cox_partial_likelihood
+from tle_kedro.models.config import ModelConfig
 from tle_kedro.models.ensemble import MeanEnsemble, Recalibrated
-from tle_kedro.models.factory import ModelConfig
 from tle_kedro.models.survival import breslow_baseline, calibration_slope
 from tle_kedro.training import fit
 from tle_kedro.training.config import TrainConfig
 from tle_kedro.training.data import EventBatchSampler, make_survival_arrays, outcome_arrays
 from tle_kedro.training.device import resolve_device
 from tle_kedro.training.fit import (
+    FitInputs,
     fit_neural_model,
-    harrell_c_index,
     inner_split,
     predict_log_risk,
     warmup_cosine,
 )
+from tle_kedro.training.fitted import FittedNeuralModel
 
 COHORT = tiny_cohort(16)
 IDS = list(COHORT.clinical["participant_id"])
@@ -44,27 +46,20 @@ def _tiny(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def _cfg(**kw: Any) -> TrainConfig:
     base = {"epochs": 3, "lr": 1e-2, "warmup_epochs": 0, "device": "cpu", "progress": False}
+    base = {**ONE_NETWORK, **base}
     return TrainConfig(**{**base, **kw})
 
 
-def _fit(cfg: TrainConfig, **kw: Any) -> fit.FittedNeuralModel:
-    return fit_neural_model(
-        "tiny", None, cfg, IDS, COHORT.images, COHORT.clinical, ClinicalTokenizer(), **kw
-    )
+def _inputs(cfg: TrainConfig, cohort: Any = COHORT, kind: str = "tiny", config: Any = None) -> Any:
+    return FitInputs(kind, config, cfg, IDS, cohort.images, cohort.clinical, ClinicalTokenizer())
 
 
-def _arrays(model: fit.FittedNeuralModel, ids: list[str]) -> Any:
+def _fit(cfg: TrainConfig, **kw: Any) -> FittedNeuralModel:
+    return fit_neural_model(_inputs(cfg), **kw)
+
+
+def _arrays(model: FittedNeuralModel, ids: list[str]) -> Any:
     return make_survival_arrays(ids, COHORT.images, model.tokenizer, COHORT.clinical)
-
-
-def test_harrell_c_matches_scikit_survival_and_flips_with_the_sign() -> None:
-    rng = np.random.default_rng(0)
-    risk, time = rng.normal(size=50), rng.exponential(10, 50)
-    event = rng.random(50) < 0.5
-    ours = harrell_c_index(risk, time, event)
-    assert ours == pytest.approx(concordance_index_censored(event, time, risk)[0])
-    assert harrell_c_index(-risk, time, event) == pytest.approx(1 - ours)
-    assert math.isnan(harrell_c_index(risk, time, np.zeros(50, bool)))
 
 
 def test_warmup_rises_linearly_then_cosine_decays_to_zero() -> None:
@@ -96,17 +91,9 @@ def test_one_training_step_lowers_the_loss() -> None:
 
 def test_a_tiny_set_can_be_overfit() -> None:
     exact = tiny_cohort(16, exact=True)
-    model = fit_neural_model(
-        "tiny",
-        None,
-        _cfg(epochs=60, lr=3e-2, inner_val_fraction=0.0),
-        IDS,
-        exact.images,
-        exact.clinical,
-        ClinicalTokenizer(),
-    )
+    model = fit_neural_model(_inputs(_cfg(epochs=60, lr=3e-2, inner_val_fraction=0.0), exact))
     arrays = make_survival_arrays(IDS, exact.images, model.tokenizer, exact.clinical)
-    c = harrell_c_index(model.log_risk(arrays), arrays.time.numpy(), arrays.event.numpy())
+    c = harrell_c(model.log_risk(arrays), arrays.event.numpy(), arrays.time.numpy())
     assert c > 0.95
     assert model.history[-1]["train_loss"] < model.history[0]["train_loss"]
 
@@ -128,7 +115,7 @@ def test_early_stopping_restores_the_best_epoch() -> None:
     event = COHORT.clinical["recurrence"].to_numpy().astype(bool)
     _, val_ids = inner_split(IDS, event, cfg.inner_val_fraction, cfg.seed)
     arrays = _arrays(model, val_ids)
-    restored = harrell_c_index(model.log_risk(arrays), arrays.time.numpy(), arrays.event.numpy())
+    restored = harrell_c(model.log_risk(arrays), arrays.event.numpy(), arrays.time.numpy())
     assert restored == pytest.approx(val_c[model.best_epoch])
 
 
@@ -196,15 +183,13 @@ def test_the_real_transeprelap_trains_through_the_same_loop(
     monkeypatch.setattr(fit, "augment_batch", augment_batch)  # the real TorchIO path
     config = ModelConfig(grid_shape=(16, 16, 16), widths=(4, 4, 8, 8), d_model=8, n_heads=2)
     train = _cfg(epochs=2, batch_size=8, augment=AugmentConfig(flip_lr=True))
-    model = fit_neural_model(
-        "transeprelap", config, train, IDS, COHORT.images, COHORT.clinical, ClinicalTokenizer()
-    )
+    model = fit_neural_model(_inputs(train, kind="transeprelap", config=config))
     pred = model.predict(_arrays(model, IDS[:4]))
     assert pred.risk.shape == (4,) and np.isfinite(pred.risk).all()
     assert len(model.history) == 2
 
 
-def _weights(model: fit.FittedNeuralModel) -> torch.Tensor:
+def _weights(model: FittedNeuralModel) -> torch.Tensor:
     return torch.cat([t.detach().flatten().float() for t in model.model.state_dict().values()])
 
 
@@ -239,10 +224,8 @@ def test_an_ensemble_predicts_the_mean_log_risk_of_its_seeded_members() -> None:
     # members are trained with seeds seed, seed + 1, seed + 2: member k equals a single fit
     # with seed + k on the ensemble's (whole-fold) tokenizer, and the members differ
     member_cfg = cfg.model_copy(update={"ensemble": 1, "seed": cfg.seed + 1})
-    single, *_ = fit._fit_member(
-        "tiny", None, member_cfg, IDS, COHORT.images, COHORT.clinical, model.tokenizer,
-        None, None, fit_tokenizer=False,
-    )  # fmt: skip
+    member = replace(_inputs(member_cfg), tokenizer=model.tokenizer)
+    single, *_ = fit._fit_member(member, None, None, fit_tokenizer=False)
     np.testing.assert_allclose(per_member[1], predict_log_risk(single, arrays, setup), atol=1e-6)
     assert not np.allclose(per_member[0], per_member[1])
     # the Breslow baseline is fitted on the ensemble's risk, so S(t) follows its mean
@@ -296,8 +279,8 @@ def test_recalibration_fits_slope_and_baseline_on_the_held_out_patients() -> Non
         events.append(val.event.numpy())
     r, t, e = (np.concatenate(x) for x in (risks, times, events))
     assert e.sum() >= fit.MIN_CALIBRATION_EVENTS
-    assert model.calibration_slope == pytest.approx(calibration_slope(r, t, e))
-    baseline = breslow_baseline(model.calibration_slope * r, t, e)
+    assert model.calibration_slope == pytest.approx(calibration_slope(r, e, t))
+    baseline = breslow_baseline(model.calibration_slope * r, e, t)
     np.testing.assert_allclose(model.baseline.cumulative_hazard, baseline.cumulative_hazard)
     # the fitted model's log-risk is the slope times the ensemble's
     arrays = _arrays(model, IDS[:6])
@@ -318,7 +301,7 @@ def test_without_held_out_patients_or_events_the_baseline_is_fitted_in_sample(
     assert "recalibration skipped" in caplog.text
     full = _arrays(few, IDS)
     risk = few.log_risk(full)
-    expected = breslow_baseline(risk, full.time.numpy(), full.event.numpy())
+    expected = breslow_baseline(risk, full.event.numpy(), full.time.numpy())
     np.testing.assert_allclose(few.baseline.cumulative_hazard, expected.cumulative_hazard)
 
 
@@ -338,7 +321,7 @@ def test_snapshots_keep_the_best_epochs_by_inner_validation_c_and_average_them()
     for member in model.model.members:
         r = predict_log_risk(member, val, setup)
         loss = float(cox_partial_likelihood(torch.as_tensor(r), val.event, val.time.double()))
-        kept.append((harrell_c_index(r, time, ev), -loss))
+        kept.append((harrell_c(r, ev, time), -loss))
     for (c, neg_loss), (c_ref, neg_ref) in zip(kept, top3, strict=True):
         assert c == pytest.approx(c_ref) and neg_loss == pytest.approx(neg_ref, rel=1e-4)
     assert model.best_epoch == score.index(top3[0])
@@ -358,6 +341,19 @@ def test_snapshots_need_an_inner_split_and_are_validated() -> None:
         _cfg(snapshots=0)
 
 
+def test_models_pickled_before_the_fitted_model_moved_still_load() -> None:
+    model = _fit(_cfg(epochs=1))
+    new = pickle.dumps(model, protocol=2)
+    old = new.replace(
+        b"tle_kedro.training.fitted\nFittedNeuralModel",
+        b"tle_kedro.training.fit\nFittedNeuralModel",
+    )
+    assert old != new
+    loaded = pickle.loads(old)
+    arrays = _arrays(model, IDS[:4])
+    np.testing.assert_array_equal(loaded.log_risk(arrays), model.log_risk(arrays))
+
+
 @pytest.mark.parametrize(("rows", "expected"), [("inner_train", 11), ("training_fold", 16)])
 def test_the_warm_start_sees_the_inner_training_rows_or_the_whole_training_fold(
     monkeypatch: pytest.MonkeyPatch, rows: str, expected: int
@@ -371,8 +367,6 @@ def test_the_warm_start_sees_the_inner_training_rows_or_the_whole_training_fold(
     monkeypatch.setattr(fit, "warm_start_from_cox", _record)
     monkeypatch.setattr(fit, "_core", lambda m: type("Core", (), {"region_linear": {"pet": 1}}))
     cfg = _cfg(epochs=1, inner_val_fraction=0.3, warm_start="cox", warm_start_rows=rows)
-    fit._fit_member(
-        "tiny", None, cfg, IDS, COHORT.images, COHORT.clinical, ClinicalTokenizer(), None, None
-    )
+    fit._fit_member(_inputs(cfg), None, None)
     assert len(seen) == 1 and len(seen[0]) == expected
     assert set(seen[0]) <= set(IDS)

@@ -9,10 +9,11 @@ import pytest
 from tests.conftest import one_torch_thread
 from tests.training import tiny_cohort
 from tle_kedro.features.clinical import ClinicalTokenizer, make_clinical_recipe
-from tle_kedro.models.factory import ModelConfig
+from tle_kedro.models.config import ModelConfig
 from tle_kedro.training import parallel
 from tle_kedro.training.config import ClassicalConfig, ParamRange, TrainConfig, TuningConfig
-from tle_kedro.training.cv import CVData, FoldReport, ModelSpec, run_cross_validation
+from tle_kedro.training.cv import CVData, FoldReport, run_cross_validation
+from tle_kedro.training.specs import ModelSpec
 from tle_kedro.training.tuning import TuningResult
 
 COHORT = tiny_cohort(18, shape=(8, 8, 8))

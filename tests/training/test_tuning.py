@@ -11,11 +11,12 @@ import optuna
 import pytest
 
 from tests.conftest import one_torch_thread
-from tests.training import tiny_cohort, use_tiny_fit_loop
+from tests.training import ONE_NETWORK, tiny_cohort, use_tiny_fit_loop
 from tle_kedro.features.clinical import ClinicalTokenizer
-from tle_kedro.models.factory import ModelConfig
+from tle_kedro.models.config import ModelConfig
 from tle_kedro.training import fit, tuning
 from tle_kedro.training.config import ParamRange, TrainConfig, TuningConfig
+from tle_kedro.training.fit import FitInputs
 from tle_kedro.training.tuning import apply_params, fold_study_name, tune_hyperparameters
 
 COHORT = tiny_cohort(16)
@@ -40,18 +41,14 @@ def _tune(tmp_path: Path, name: str = "s", **kw: Any) -> tuning.TuningResult:
         search_space=SPACE,
         **{"n_trials": 2, "epochs": 3, "pruner_warmup_epochs": 0, **kw},
     )
-    train = TrainConfig(epochs=3, warmup_epochs=0, device="cpu", progress=False)
-    return tune_hyperparameters(
-        "tiny",
-        None,
-        train,
-        IDS,
-        COHORT.images,
-        COHORT.clinical,
-        ClinicalTokenizer(),
-        config,
-        study_name=fold_study_name(name, 0, 1),
+    train = TrainConfig(
+        **ONE_NETWORK, epochs=3, lr=1e-3, warmup_epochs=0, device="cpu", progress=False
     )
+    return tune_hyperparameters(_inputs(train), config, study_name=fold_study_name(name, 0, 1))
+
+
+def _inputs(train: TrainConfig) -> FitInputs:
+    return FitInputs("tiny", None, train, IDS, COHORT.images, COHORT.clinical, ClinicalTokenizer())
 
 
 def test_an_interrupted_study_resumes_in_its_storage(tmp_path: Path) -> None:
@@ -74,8 +71,8 @@ def test_trials_report_every_epoch_for_the_pruner(tmp_path: Path) -> None:
 
 def test_a_poor_trial_is_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     scores = iter([0.9, 0.9, 0.9, 0.1, 0.1, 0.1])
-    real = fit.harrell_c_index
-    monkeypatch.setattr(fit, "harrell_c_index", lambda r, t, e: next(scores, real(r, t, e)))
+    real = fit.harrell_c
+    monkeypatch.setattr(fit, "harrell_c", lambda r, e, t: next(scores, real(r, e, t)))
     _tune(tmp_path, pruner_startup_trials=1)
     study = optuna.load_study(study_name="s-r0-f1", storage=f"sqlite:///{tmp_path}/sub/optuna.db")
     states = [t.state for t in study.trials]
@@ -86,7 +83,7 @@ def test_params_merge_into_both_configs_and_unknown_fields_are_named() -> None:
     model, train = ModelConfig(), TrainConfig()
     m, t = apply_params(model, train, {"model.n_intra_layers": 2, "train.lr": 0.005})
     assert (m.n_intra_layers, t.lr) == (2, 0.005)
-    assert (model.n_intra_layers, train.lr) == (1, 1e-3)  # inputs are not mutated
+    assert (model.n_intra_layers, train.lr) == (1, 3e-3)  # inputs are not mutated
     with pytest.raises(ValueError, match="model.depth"):
         apply_params(model, train, {"model.depth": 3})
     with pytest.raises(ValueError, match="invalid model config"):
@@ -162,10 +159,10 @@ def test_trials_are_scored_on_an_inner_split_even_when_fits_use_the_whole_fold(
         epochs=2,
         inner_val_fraction=0.25,
     )
-    train = TrainConfig(epochs=3, warmup_epochs=0, device="cpu", inner_val_fraction=0.0)
-    result = tune_hyperparameters(
-        "tiny", None, train, IDS, COHORT.images, COHORT.clinical, ClinicalTokenizer(), config, "s"
+    train = TrainConfig(
+        **ONE_NETWORK, epochs=3, warmup_epochs=0, device="cpu", inner_val_fraction=0.0
     )
+    result = tune_hyperparameters(_inputs(train), config, "s")
     assert 0.0 <= result.best_value <= 1.0  # a C-index, not NaN: there was a validation set
     assert result.train_config.inner_val_fraction == 0.0  # the fits keep the whole fold
 
@@ -178,13 +175,11 @@ def test_trials_run_elsewhere_are_logged_as_nested_runs_by_the_caller(tmp_path: 
         with mlflow.start_run() as parent:
             result = _tune(tmp_path, n_trials=2)  # logs live (in-process)
             quiet = tune_hyperparameters(
-                "tiny",
-                None,
-                TrainConfig(epochs=2, warmup_epochs=0, device="cpu", progress=False),
-                IDS,
-                COHORT.images,
-                COHORT.clinical,
-                ClinicalTokenizer(),
+                _inputs(
+                    TrainConfig(
+                        **ONE_NETWORK, epochs=2, warmup_epochs=0, device="cpu", progress=False
+                    )
+                ),
                 TuningConfig(
                     storage=f"sqlite:///{tmp_path}/q.db", search_space=SPACE, n_trials=1, epochs=2
                 ),
@@ -214,9 +209,10 @@ def test_each_trial_is_one_network_even_when_the_fits_are_ensembles(
     seen: list[tuple[int, int, bool]] = []
     real = tuning.fit_neural_model
 
-    def spy(kind: str, mc: Any, tc: TrainConfig, *args: Any, **kw: Any) -> Any:
+    def spy(inputs: FitInputs, *args: Any, **kw: Any) -> Any:
+        tc = inputs.train_config
         seen.append((tc.ensemble, tc.snapshots, tc.recalibrate))
-        return real(kind, mc, tc, *args, **kw)
+        return real(inputs, *args, **kw)
 
     monkeypatch.setattr(tuning, "fit_neural_model", spy)
     config = TuningConfig(
@@ -226,9 +222,7 @@ def test_each_trial_is_one_network_even_when_the_fits_are_ensembles(
         epochs=3, warmup_epochs=0, device="cpu", progress=False, ensemble=3, snapshots=2,
         recalibrate=True,
     )  # fmt: skip
-    result = tune_hyperparameters(
-        "tiny", None, train, IDS, COHORT.images, COHORT.clinical, ClinicalTokenizer(), config, "s"
-    )
+    result = tune_hyperparameters(_inputs(train), config, "s")
     assert seen == [(1, 1, False), (1, 1, False)]
     # the fits after the study stay recalibrated ensembles of snapshots
     tc = result.train_config

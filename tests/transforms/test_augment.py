@@ -28,7 +28,7 @@ def blob_batch(b: int = 3) -> torch.Tensor:
 @pytest.mark.parametrize("backend", ["torchio", "torch"])
 def test_spatial_draw_is_the_same_for_t1_and_pet(backend: str) -> None:
     images = blob_batch()
-    config = AugmentConfig(strength=3.0, backend=backend, **SPATIAL_ONLY)
+    config = AugmentConfig(strength=3.0, backend=backend, p_augment=1.0, **SPATIAL_ONLY)
     out, _ = augment_batch(images, torch.ones(3, 2, dtype=torch.bool), config, seed=0)
     assert not torch.allclose(out, images)  # something moved
     torch.testing.assert_close(out[:, 0], out[:, 1])  # ... and both modalities moved together
@@ -38,7 +38,9 @@ def test_spatial_draw_is_the_same_for_t1_and_pet(backend: str) -> None:
 @pytest.mark.parametrize("backend", ["torchio", "torch"])
 def test_intensity_draws_differ_between_modalities(backend: str) -> None:
     images = blob_batch()
-    config = AugmentConfig(degrees=0, scales=0, translation=0, noise_std=0.0, backend=backend)
+    config = AugmentConfig(
+        degrees=0, scales=0, translation=0, noise_std=0.0, backend=backend, p_augment=1.0
+    )
     out, _ = augment_batch(images, torch.ones(3, 2, dtype=torch.bool), config, seed=1)
     assert not torch.allclose(out[:, 0], out[:, 1])
 

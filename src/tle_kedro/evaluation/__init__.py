@@ -1,6 +1,7 @@
 """Evaluation of out-of-fold survival predictions (no Kedro).
 
-- :mod:`.metrics`: Harrell/Uno C, time-dependent AUC, integrated Brier score (sksurv).
+- :mod:`.concordance`: Harrell's C, the project's one implementation (also used in training).
+- :mod:`.metrics`: Uno C, time-dependent AUC, integrated Brier score (sksurv), point estimates.
 - :mod:`.bootstrap`: vectorised patient-level bootstrap intervals and paired differences.
 - :mod:`.calibration`: calibration groups at 12 months and the integrated calibration index.
 - :mod:`.comparison`: the model comparison table and its Markdown rendering.

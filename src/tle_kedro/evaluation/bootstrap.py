@@ -6,14 +6,14 @@ patients they weigh ``counts_i * counts_j``:
 
     C_b = sum_ij c_bi w_bi c_bj S_ij / sum_ij c_bi w_bi c_bj K_ij
 
-with ``K_ij`` = 1 when (i, j) is comparable (i has an event and j a longer time, or j is
-censored at i's time: scikit-survival's rule), ``S_ij`` = K_ij × (1 concordant, ½ tied risk,
-0 discordant), ``w`` = 1 (Harrell) or the squared inverse probability of censoring weight of
-i truncated at τ (Uno). That is two (B, n) @ (n, n) products per model instead of one Python
-loop per resample: why this one kernel is written by hand (sksurv per resample × 1000 × 9
-models took ~30 s for Harrell here; this kernel 0.3 s, Uno 1.9 s). Copies of one patient
-are never comparable with each other (same time; both events or both censored), exactly as
-in the resampled data. The censoring distribution of Uno's C is sksurv's
+with ``K_ij`` = 1 when (i, j) is comparable and ``S_ij`` = K_ij × (1 concordant, ½ tied risk,
+0 discordant): the pair matrices of ``evaluation.concordance``, the project's one Harrell C
+(scikit-survival's rule on ties). ``w`` = 1 (Harrell) or the squared inverse probability of
+censoring weight of i truncated at τ (Uno). That is two (B, n) @ (n, n) products per model
+instead of one Python loop per resample: why this one kernel is written by hand (sksurv per
+resample × 1000 × 9 models took ~30 s for Harrell here; this kernel 0.3 s, Uno 1.9 s).
+Copies of one patient are never comparable with each other (same time; both events or both
+censored), exactly as in the resampled data. The censoring distribution of Uno's C is sksurv's
 ``CensoringDistributionEstimator`` fitted on each resample (it does not depend on the model,
 so it is fitted B times, not B × M). Other metrics use :func:`loop_bootstrap` with sksurv.
 """
@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from sksurv.nonparametric import CensoringDistributionEstimator
 from sksurv.util import Surv
+
+from tle_kedro.evaluation.concordance import comparable_matrix, concordance_scores
 
 logger = logging.getLogger(__name__)
 
@@ -63,21 +65,6 @@ def resample_counts(indices: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(flat.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
 
 
-def comparable_matrix(time: np.ndarray, event: np.ndarray) -> np.ndarray:
-    """(n, n) float64 K_ij = 1 when i has an event and j is comparable to it (sksurv rule)."""
-    event = event.astype(bool)
-    later = time[None, :] > time[:, None]
-    censored_tie = (time[None, :] == time[:, None]) & ~event[None, :]
-    return (event[:, None] & (later | censored_tie)).astype(np.float64)
-
-
-def concordance_scores(comparable: np.ndarray, risk: np.ndarray, tied_tol: float = 1e-8):
-    """(n, n) float64 S_ij: 1 if risk_i > risk_j, ½ if tied within ``tied_tol``, times K_ij."""
-    diff = risk[:, None] - risk[None, :]
-    score = np.where(np.abs(diff) <= tied_tol, 0.5, (diff > 0).astype(np.float64))
-    return score * comparable
-
-
 def weighted_concordance(
     counts: np.ndarray,
     scores: np.ndarray,
@@ -102,7 +89,7 @@ def harrell_c_bootstrap(
     time: np.ndarray, event: np.ndarray, risks: np.ndarray, counts: np.ndarray
 ) -> np.ndarray:
     """(M, B) Harrell's C of M risk scores ``risks (M, n)`` on every resample."""
-    comparable = comparable_matrix(time, event)
+    comparable = comparable_matrix(event, time)
     return np.stack(
         [weighted_concordance(counts, concordance_scores(comparable, r), comparable) for r in risks]
     )
@@ -136,7 +123,7 @@ def uno_c_bootstrap(
     time: np.ndarray, event: np.ndarray, risks: np.ndarray, counts: np.ndarray, tau: float
 ) -> np.ndarray:
     """(M, B) Uno's C truncated at ``tau`` of ``risks (M, n)`` on every resample."""
-    comparable = comparable_matrix(time, event)
+    comparable = comparable_matrix(event, time)
     w = ipcw_weights(time, event, counts, tau)
     out = []
     for r in risks:

@@ -21,10 +21,10 @@ import pandas as pd
 
 from tle_kedro.evaluation import bootstrap as bs
 from tle_kedro.evaluation.calibration import calibration_by_group, integrated_calibration_index
+from tle_kedro.evaluation.concordance import harrell_c
 from tle_kedro.evaluation.metrics import (
     EvalData,
     auc_at,
-    harrell_c,
     ibs_grid,
     integrated_brier,
     point_metrics,
@@ -93,7 +93,7 @@ def oracle_c(ground_truth: pd.DataFrame, data: EvalData) -> float:
             f"ground truth: {len(absent)} evaluated patient(s) have no true_log_hazard "
             f"(e.g. {absent[:5]}); regenerate derivatives/ground_truth.tsv with the cohort."
         )
-    return harrell_c(data.time, data.event, truth.loc[data.participant_id].to_numpy(float))
+    return harrell_c(truth.loc[data.participant_id].to_numpy(float), data.event, data.time)
 
 
 def _interval_rows(

@@ -1,8 +1,9 @@
 """Discrimination and accuracy metrics of out-of-fold survival predictions.
 
-Every metric is scikit-survival's own function (Harrell 1996, Uno 2011, Lambert & Chevret
-2016 / Hung & Chiang 2010 for time-dependent AUC, Graf 1999 for the Brier score); this module
-only aligns predictions with outcomes and fixes the conventions:
+Every metric is scikit-survival's own function (Uno 2011, Lambert & Chevret 2016 / Hung &
+Chiang 2010 for time-dependent AUC, Graf 1999 for the Brier score) except Harrell's C (Harrell
+1996), the project's one implementation in ``evaluation.concordance`` (sksurv's rule on ties);
+this module only aligns predictions with outcomes and fixes the conventions:
 
 - Out-of-fold predictions of a repeated K-fold carry one prediction per patient per repeat.
   A patient's risk and survival probabilities are the **mean over repeats** (each repeat's
@@ -29,11 +30,12 @@ import pandas as pd
 from sksurv.exceptions import NoComparablePairException
 from sksurv.metrics import (
     brier_score,
-    concordance_index_censored,
     concordance_index_ipcw,
     cumulative_dynamic_auc,
 )
 from sksurv.util import Surv
+
+from tle_kedro.evaluation import concordance
 
 logger = logging.getLogger(__name__)
 
@@ -162,11 +164,6 @@ def safe_metric(metric: Callable[..., float], *args: object) -> float:
         return float("nan")
 
 
-def harrell_c(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
-    """Harrell's C (sksurv ``concordance_index_censored``); inputs (n,)."""
-    return float(concordance_index_censored(event.astype(bool), time, risk)[0])
-
-
 def uno_c(time: np.ndarray, event: np.ndarray, risk: np.ndarray, tau: float) -> float:
     """Uno's IPCW C truncated at ``tau`` months, censoring estimated on the same patients."""
     y = Surv.from_arrays(event.astype(bool), time)
@@ -212,7 +209,7 @@ def point_metrics(
     auc_times: Sequence[float] = (12.0, 24.0),
     ibs_range: tuple[float, float] = (3.0, 30.0),
 ) -> pd.DataFrame:
-    """Point estimates per model: harrell_c, uno_c, auc_<t>, ibs (sksurv; NaN if degenerate).
+    """Point estimates per model: harrell_c, uno_c, auc_<t>, ibs (NaN if degenerate).
 
     Returns:
         DataFrame indexed by model, in ``data.models`` order.
@@ -225,7 +222,7 @@ def point_metrics(
         risk = data.risk[m]
         row = {
             "model": name,
-            "harrell_c": safe_metric(harrell_c, time, event, risk),
+            "harrell_c": safe_metric(concordance.harrell_c, risk, event, time),
             "uno_c": safe_metric(uno_c, time, event, risk, tau),
         }
         for t in auc_times:

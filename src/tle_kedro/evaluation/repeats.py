@@ -33,7 +33,8 @@ import pandas as pd
 from scipy import stats
 
 from tle_kedro.evaluation.bootstrap import Interval
-from tle_kedro.evaluation.metrics import EvalData, harrell_c, safe_metric
+from tle_kedro.evaluation.concordance import harrell_c
+from tle_kedro.evaluation.metrics import EvalData, safe_metric
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def fold_harrell_c(
         test = preds.fold[r] == k
         n_test[j] = int(test.sum())
         for m in range(preds.risk.shape[0]):
-            c[m, j] = safe_metric(harrell_c, time[test], event[test], preds.risk[m, r, test])
+            c[m, j] = safe_metric(harrell_c, preds.risk[m, r, test], event[test], time[test])
     return c, n_test
 
 

@@ -1,4 +1,10 @@
-"""Features for the models: clinical design matrix and tokens, atlas-region measures, CV folds."""
+"""Features for the models (no Kedro): what the training fold turns the validated cohort into.
+
+``clinical`` holds the classical models' design-matrix recipe and the neural models'
+``ClinicalTokenizer`` (scaling and category codes fitted on the training fold; the network's
+embedding of its output is ``models.tokenizers.ClinicalEmbedding``), ``imaging`` the atlas-region
+measures of the classical baselines, and ``folds`` the cross-validation folds every model shares.
+"""
 
 from __future__ import annotations
 

@@ -8,22 +8,19 @@ so the comparison isolates the fusion mechanism.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from tle_kedro.models.batch import MISSING_CODE, MODALITIES, SurvivalBatch
+from tle_kedro.models.config import ModelConfig
 from tle_kedro.models.encoders import ModalityEncoders, drop_modalities
 from tle_kedro.models.measures import (
     StandardisedMeasures,
     grid_affine_or_default,
     measure_names,
 )
-
-if TYPE_CHECKING:
-    from tle_kedro.models.factory import ModelConfig
 
 
 class PooledImageFeatures(nn.Module):

@@ -1,8 +1,6 @@
-"""Model configuration and the one place that builds a neural survival model by name.
+"""The one place that builds a neural survival model by name (``build_model``).
 
-The CPU default and the full-size ``paper`` configuration are the same classes with other
-numbers (``ModelConfig()`` vs ``ModelConfig.paper(...)``); ablations are flags
-(``use_t1``, ``use_pet``, ``use_clinical``), never other classes.
+Its sizes and switches are a :class:`~tle_kedro.models.config.ModelConfig`.
 """
 
 from __future__ import annotations
@@ -10,142 +8,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from tle_kedro.data.atlas import DEFAULT_ATLAS, AtlasConfig
+# ModelConfig is also imported so that models pickled before it moved to models.config
+# (``tle_kedro.models.factory.ModelConfig``) still load.
 from tle_kedro.models.baselines import LateFusion, ResNetImageOnly
+from tle_kedro.models.config import ModelConfig
 from tle_kedro.models.side import IpsilateralView
 from tle_kedro.models.transeprelap import TransEpRelap
 
 ModelKind = Literal["transeprelap", "resnet_image", "late_fusion"]
 MODEL_KINDS: tuple[str, ...] = ("transeprelap", "resnet_image", "late_fusion")
-
-
-class ModelConfig(BaseModel):
-    """Sizes and switches of the neural models (validated once, at the node boundary).
-
-    Attributes:
-        grid_shape: (D, H, W) of the image tensors; sizes the position embedding.
-        widths: channels of the four ResNet stages.
-        layers: basic blocks per stage; (2, 2, 2, 2) = ResNet-18.
-        conv1_stride, conv1_kernel: first convolution (stride 2 on CPU, 1 in the paper).
-        no_max_pool: skip the stem max pooling (a finer token grid on small crops).
-        channels_last: ``channels_last_3d`` memory format for the encoders.
-        d_model, n_heads, ff_mult: Transformer token width, heads, feed-forward multiple.
-        n_intra_layers: self-attention layers inside each modality.
-        n_inter_layers: joint attention layers over all tokens and the summary token.
-        dropout: dropout in the Transformer and the heads.
-        modality_dropout: probability of dropping one image modality of a patient that has
-            both (training only; never both).
-        use_t1, use_pet, use_clinical: ablation switches; a switched-off modality is
-            masked out entirely and its encoder is not built.
-        clinical_tokens: ``per_variable`` (one token per variable) or ``pooled`` (the mean
-            of a patient's present variable tokens as one token).
-        fusion_hidden: hidden width of the late-fusion MLP.
-        ipsilateral_view: mirror right-operated patients so the operated side is always on
-            the left of the image (``models.side``); needs the operative-side column.
-        asymmetry_channel: give each image encoder the left-right difference image as a
-            second input channel (``models.encoders.with_asymmetry``).
-        region_tokens: each image modality's atlas region measures (PET asymmetry and
-            contralateral uptake, T1 signal and volume asymmetry; ``models.measures``),
-            computed from its images: one token per measure in TransEpRelap, extra pooled
-            features in the neural baselines (offered to every model alike).
-        region_linear: TransEpRelap only, needs ``region_tokens``: also add a linear term
-            of the standardised regional measures to the log-risk (a "wide & deep" skip
-            past the attention; zero at initialisation).
-        region_linear_basis: ``linear`` (one weight per standardised measure ``z``) or
-            ``hinge`` (two: ``relu(z)`` and ``relu(-z)``, so an ipsilateral and a
-            contralateral deficit get their own weights; ``models.measures.linear_basis``).
-        grid_affine: (4, 4) voxel → MNI mm of the image grid, set from the image tensors
-            (places the region masks); None = the default crop box on ``grid_shape``.
-        atlas: the atlas regions of the region measures (``params:atlas``).
-        last_stage_stride: 1 keeps the last ResNet stage at the third stage's resolution
-            (a finer token grid for attention; ``models.encoders.ResNetEncoder``).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    grid_shape: tuple[int, int, int] = (40, 32, 24)
-    widths: tuple[int, int, int, int] = (8, 16, 32, 64)
-    layers: tuple[int, int, int, int] = (2, 2, 2, 2)
-    conv1_stride: int = Field(2, ge=1, le=4)
-    conv1_kernel: int = Field(7, ge=1)
-    no_max_pool: bool = False
-    channels_last: bool = True
-    d_model: int = Field(32, ge=4)
-    n_heads: int = Field(2, ge=1)
-    ff_mult: int = Field(2, ge=1)
-    n_intra_layers: int = Field(1, ge=0)
-    n_inter_layers: int = Field(1, ge=1)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    modality_dropout: float = Field(0.0, ge=0.0, le=1.0)
-    use_t1: bool = True
-    use_pet: bool = True
-    use_clinical: bool = True
-    clinical_tokens: Literal["per_variable", "pooled"] = "per_variable"
-    fusion_hidden: int = Field(32, ge=1)
-    ipsilateral_view: bool = True
-    asymmetry_channel: bool = True
-    region_tokens: bool = False
-    region_linear: bool = False
-    region_linear_basis: Literal["linear", "hinge"] = "linear"
-    grid_affine: tuple[tuple[float, float, float, float], ...] | None = None
-    atlas: AtlasConfig = DEFAULT_ATLAS
-    last_stage_stride: Literal[1, 2] = 2
-
-    @model_validator(mode="after")
-    def _check(self) -> ModelConfig:
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
-        if any(w < 1 for w in self.widths) or any(n < 1 for n in self.layers):
-            raise ValueError(f"widths {self.widths} and layers {self.layers} must be >= 1")
-        if self.grid_affine is not None and len(self.grid_affine) != 4:
-            raise ValueError(f"grid_affine must have 4 rows of 4, got {len(self.grid_affine)} rows")
-        if any(n < 1 for n in self.grid_shape):
-            raise ValueError(f"grid_shape {self.grid_shape} must be positive")
-        if self.region_linear and not self.region_tokens:
-            raise ValueError("region_linear needs region_tokens: true (it reuses its measures)")
-        if not (self.use_t1 or self.use_pet or self.use_clinical):
-            raise ValueError("use_t1, use_pet and use_clinical are all False: nothing to model")
-        return self
-
-    @property
-    def modalities(self) -> tuple[str, ...]:
-        """Used image modalities, in channel order."""
-        return tuple(m for m, on in (("t1", self.use_t1), ("pet", self.use_pet)) if on)
-
-    def encoder_kwargs(self) -> dict[str, object]:
-        return {
-            "widths": self.widths,
-            "layers": self.layers,
-            "conv1_stride": self.conv1_stride,
-            "conv1_kernel": self.conv1_kernel,
-            "no_max_pool": self.no_max_pool,
-            "channels_last": self.channels_last,
-            "asymmetry_channel": self.asymmetry_channel,
-            "last_stage_stride": self.last_stage_stride,
-        }
-
-    @classmethod
-    def paper(cls, grid_shape: Sequence[int] = (80, 64, 48), **overrides: object) -> ModelConfig:
-        """The full-size configuration for a GPU: full-width ResNet-18, stride-1 first conv."""
-        values: dict[str, object] = {
-            "grid_shape": tuple(grid_shape),
-            "widths": (64, 128, 256, 512),
-            "conv1_stride": 1,
-            "no_max_pool": False,
-            "d_model": 256,
-            "n_heads": 8,
-            "ff_mult": 4,
-            "n_intra_layers": 2,
-            "n_inter_layers": 4,
-            "dropout": 0.1,
-            "modality_dropout": 0.2,
-            "fusion_hidden": 256,
-        }
-        values.update(overrides)
-        return cls.model_validate(values)
 
 
 def build_model(

@@ -28,20 +28,32 @@ class BaselineHazard(NamedTuple):
     cumulative_hazard: np.ndarray
 
 
-def breslow_baseline(log_risk: np.ndarray, time: np.ndarray, event: np.ndarray) -> BaselineHazard:
+def event_indicator(event: np.ndarray, where: str) -> np.ndarray:
+    """(N,) bool from 0/1 or bool ``event``; anything else (times passed in its place) is an
+    error, which catches a call in another argument order than ``(risk, event, time)``."""
+    e = np.asarray(event).ravel()
+    if e.dtype != bool and not np.isin(e, (0, 1)).all():
+        raise ValueError(
+            f"{where}: event must be 0/1 or bool, got values such as {np.unique(e)[:5]}; "
+            "the argument order is (log_risk, event, time)"
+        )
+    return e.astype(bool)
+
+
+def breslow_baseline(log_risk: np.ndarray, event: np.ndarray, time: np.ndarray) -> BaselineHazard:
     """Fit the Breslow cumulative baseline hazard for fixed log-risks.
 
     ``H0(t) = sum over event times t_k <= t of d_k / sum_{j: t_j >= t_k} exp(log_risk_j)``.
 
     Args:
         log_risk: (N,) model log-risk on the training data.
-        time: (N,) float > 0; event: (N,) bool-like.
+        event: (N,) 0/1 or bool; time: (N,) float > 0.
     Returns:
         ``BaselineHazard(times, cumulative_hazard)``; a 2-tuple.
     """
     lr = np.asarray(log_risk, dtype=np.float64).ravel()
     t = np.asarray(time, dtype=np.float64).ravel()
-    e = np.asarray(event).astype(bool).ravel()
+    e = event_indicator(event, "breslow_baseline")
     if not (lr.shape == t.shape == e.shape) or lr.size == 0:
         raise ValueError(
             f"breslow_baseline needs non-empty 1-D log_risk, time, event of equal length, got "
@@ -58,8 +70,8 @@ def breslow_baseline(log_risk: np.ndarray, time: np.ndarray, event: np.ndarray) 
 
 def calibration_slope(
     log_risk: np.ndarray,
-    time: np.ndarray,
     event: np.ndarray,
+    time: np.ndarray,
     bounds: tuple[float, float] = (0.1, 1.0),
 ) -> float:
     """Cox calibration slope of ``log_risk`` on held-out patients, clipped to ``bounds``.
@@ -77,7 +89,7 @@ def calibration_slope(
 
     lr = np.asarray(log_risk, dtype=np.float64).ravel()
     t = np.asarray(time, dtype=np.float64).ravel()
-    e = np.asarray(event).astype(bool).ravel()
+    e = event_indicator(event, "calibration_slope")
     if not (lr.shape == t.shape == e.shape) or not (np.isfinite(lr).all() and np.isfinite(t).all()):
         raise ValueError("calibration_slope needs finite 1-D log_risk, time, event of equal length")
     if not e.any():

@@ -1,4 +1,9 @@
-"""Turn image feature grids and clinical variables into ``d_model``-wide tokens."""
+"""Turn image feature grids and clinical variables into ``d_model``-wide tokens.
+
+:class:`ClinicalEmbedding` embeds clinical variables already encoded as numbers and codes;
+the encoding itself (scaling, category codes, fitted on the training fold) is
+``features.clinical.ClinicalTokenizer``.
+"""
 
 from __future__ import annotations
 
@@ -45,7 +50,7 @@ class ImageTokenizer(nn.Module):
         return self.proj(features) + self.modality + self.position
 
 
-class ClinicalTokenizer(nn.Module):
+class ClinicalEmbedding(nn.Module):
     """One token per clinical variable; a missing value gives a masked token.
 
     Numeric variable ``i`` with value ``x``: ``x * w_i + e_i`` (learned value vector ``w_i``
@@ -84,7 +89,7 @@ class ClinicalTokenizer(nn.Module):
     def _check(self, clin_num: Tensor, clin_cat: Tensor) -> None:
         if clin_num.shape[1] != self.n_numeric or clin_cat.shape[1] != len(self.cardinalities):
             raise ValueError(
-                f"clinical tokenizer built for {self.n_numeric} numeric and "
+                f"clinical embedding built for {self.n_numeric} numeric and "
                 f"{len(self.cardinalities)} categorical variables, got clin_num "
                 f"{tuple(clin_num.shape)} and clin_cat {tuple(clin_cat.shape)}"
             )
@@ -118,3 +123,11 @@ class ClinicalTokenizer(nn.Module):
         missing = torch.cat([num_missing, cat_missing], dim=1)
         tokens = tokens.masked_fill(missing.unsqueeze(-1), 0.0)
         return tokens, missing
+
+
+def __getattr__(name: str) -> type[nn.Module]:
+    # Models pickled before the rename name tle_kedro.models.tokenizers.ClinicalTokenizer;
+    # ``features.clinical.ClinicalTokenizer`` is the one class of that name now.
+    if name == "ClinicalTokenizer":
+        return ClinicalEmbedding
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,12 +16,12 @@ attention runs only on the patients that have at least one token of that modalit
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from tle_kedro.models.batch import MODALITIES, SurvivalBatch
+from tle_kedro.models.config import ModelConfig
 from tle_kedro.models.encoders import ModalityEncoders, drop_modalities
 from tle_kedro.models.measures import (
     MeasureTokenizer,
@@ -31,10 +31,7 @@ from tle_kedro.models.measures import (
     linear_basis_width,
     measure_names,
 )
-from tle_kedro.models.tokenizers import ClinicalTokenizer, ImageTokenizer
-
-if TYPE_CHECKING:
-    from tle_kedro.models.factory import ModelConfig
+from tle_kedro.models.tokenizers import ClinicalEmbedding, ImageTokenizer
 
 
 def transformer_stack(config: ModelConfig, n_layers: int) -> nn.TransformerEncoder:
@@ -107,9 +104,9 @@ class TransEpRelap(nn.Module):
                         linear = nn.Linear(width, 1, bias=False)
                         nn.init.zeros_(linear.weight)  # starts as the attention path alone
                         self.region_linear[m] = linear
-        self.clinical: ClinicalTokenizer | None = None
+        self.clinical: ClinicalEmbedding | None = None
         if config.use_clinical and n_numeric + len(cardinalities) > 0:
-            self.clinical = ClinicalTokenizer(n_numeric, cardinalities, d)
+            self.clinical = ClinicalEmbedding(n_numeric, cardinalities, d)
         if config.n_intra_layers > 0:
             groups = list(self.modalities) + (["clinical"] if self.clinical else [])
             for g in groups:

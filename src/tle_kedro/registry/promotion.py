@@ -20,7 +20,8 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from tle_kedro.evaluation.metrics import harrell_c, prepare_eval_data
+from tle_kedro.evaluation.concordance import harrell_c
+from tle_kedro.evaluation.metrics import prepare_eval_data
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def validation_metric(
             f"{sorted(set(oof_predictions['model']))}); add it to modeling.models"
         )
     data = prepare_eval_data(rows, clinical, reference_model=model)
-    return harrell_c(data.time, data.event, data.risk[0])
+    return harrell_c(data.risk[0], data.event, data.time)
 
 
 def cohort_fingerprint(clinical: pd.DataFrame) -> str:

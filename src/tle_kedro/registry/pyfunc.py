@@ -30,7 +30,7 @@ from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.data.schema import validate_participants
 from tle_kedro.models.survival import cumulative_baseline_at, survival_at
 from tle_kedro.training.data import SurvivalArrays
-from tle_kedro.training.fit import FittedNeuralModel
+from tle_kedro.training.fitted import FittedNeuralModel
 from tle_kedro.transforms.params import PreprocessingParams
 from tle_kedro.transforms.preprocess import preprocess_cohort
 from tle_kedro.transforms.templates import mni_templates

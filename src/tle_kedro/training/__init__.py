@@ -1,1 +1,9 @@
-"""training."""
+"""Fitting the comparison's models (no Kedro): configuration, fit loop, cross-validation, tuning.
+
+``config`` and ``specs`` validate ``parameters_modeling.yml`` into typed configurations and one
+:class:`~tle_kedro.training.specs.ModelSpec` per model; ``data`` builds tensors and batches;
+``fit`` is the one neural fit loop (``FitInputs`` in, a ``fitted.FittedNeuralModel`` out, on the
+``device`` it resolves), with ``warm_start`` for TransEpRelap's linear term; ``tuning`` runs a
+fold's Optuna study; ``cv`` fits every model on every fold (in ``parallel`` worker processes)
+and ``final`` refits the registered model on every patient.
+"""

@@ -1,7 +1,9 @@
 """Typed, validated parameters of training, classical baselines and Optuna tuning.
 
-Validated once at the node boundary (``parameters_modeling.yml``); every knob has a CPU-friendly
-default so the YAML only needs what differs. Errors name the offending key.
+Validated once at the node boundary (``parameters_modeling.yml``); errors name the offending
+key. A default that ``conf/base`` also sets equals it (``tests/test_conf_defaults.py`` holds
+them equal): the YAML is the truth, the default only serves code and tests that build a
+configuration without it.
 """
 
 from __future__ import annotations
@@ -44,23 +46,23 @@ class TrainConfig(_Strict):
     (``models.ensemble.Recalibrated``); needs ``inner_val_fraction > 0``.
     """
 
-    epochs: int = Field(50, ge=1, le=10_000)
-    lr: float = Field(1e-3, gt=0, le=1.0)
+    epochs: int = Field(30, ge=1, le=10_000)
+    lr: float = Field(3e-3, gt=0, le=1.0)
     weight_decay: float = Field(1e-2, ge=0)
-    warmup_epochs: int = Field(3, ge=0)
-    batch_size: int | None = Field(None, ge=2)
+    warmup_epochs: int = Field(2, ge=0)
+    batch_size: int | None = Field(16, ge=2)
     eval_batch_size: int = Field(64, ge=1)
-    early_stopping_patience: int | None = Field(10, ge=1)
+    early_stopping_patience: int | None = Field(4, ge=1)
     inner_val_fraction: float = Field(0.2, ge=0, le=0.5)
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
     grad_clip: float | None = Field(1.0, gt=0)
     ema_decay: float | None = Field(None, gt=0, lt=1)
-    ensemble: int = Field(1, ge=1, le=32)
-    snapshots: int = Field(1, ge=1, le=16)
-    recalibrate: bool = False
-    warm_start: Literal["none", "cox"] = "none"
+    ensemble: int = Field(2, ge=1, le=32)
+    snapshots: int = Field(3, ge=1, le=16)
+    recalibrate: bool = True
+    warm_start: Literal["none", "cox"] = "cox"
     warm_start_rows: Literal["inner_train", "training_fold"] = "inner_train"
     warm_start_penalizers: list[float] = Field(default_factory=lambda: [0.1, 1.0, 10.0, 100.0])
     augment: AugmentConfig = AugmentConfig.model_validate({})
@@ -83,7 +85,7 @@ class ClassicalConfig(_Strict):
     by inner 5-fold CV (Harrell C).
     """
 
-    cox_penalizer: float | list[float] = Field(0.1)
+    cox_penalizer: float | list[float] = Field(default_factory=lambda: [0.1, 1.0, 10.0, 100.0])
     rsf_n_estimators: int = Field(200, ge=1)
     rsf_min_samples_leaf: int = Field(10, ge=1)
     rsf_max_features: float | Literal["sqrt", "log2"] | None = "sqrt"
@@ -153,11 +155,11 @@ class TuningConfig(_Strict):
     """
 
     enabled: bool = True
-    n_trials: int = Field(4, ge=1)
+    n_trials: int = Field(2, ge=1)
     inner_val_fraction: float = Field(0.2, gt=0, le=0.5)
     score: Literal["max", "final"] = "final"
-    timeout_s: float | None = Field(None, gt=0)
-    epochs: int | None = Field(None, ge=1)
+    timeout_s: float | None = Field(120.0, gt=0)
+    epochs: int | None = Field(6, ge=1)
     storage: str = "sqlite:///data/06_models/optuna.db"
     study_name: str = Field("transeprelap", min_length=1)
     seed: int = 42

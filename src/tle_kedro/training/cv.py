@@ -13,13 +13,14 @@ import math
 import time as _time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tle_kedro.data.image_tensors import ImageTensors
+from tle_kedro.evaluation.concordance import harrell_c
 from tle_kedro.features.clinical import fit_transform_fold
 from tle_kedro.models.classical import (
     FittedClassicalModel,
@@ -28,43 +29,21 @@ from tle_kedro.models.classical import (
     fit_cox_clinical,
     fit_rsf,
 )
-from tle_kedro.training.config import ClassicalConfig, TrainConfig, TuningConfig
+from tle_kedro.training.config import ClassicalConfig, TuningConfig
 from tle_kedro.training.data import make_survival_arrays, outcome_arrays, rows_for
-from tle_kedro.training.fit import FittedNeuralModel, fit_neural_model, harrell_c_index
+from tle_kedro.training.fit import FitInputs, FittedNeuralModel, fit_neural_model
 from tle_kedro.training.parallel import make_executor, shared
+from tle_kedro.training.specs import ModelSpec
 from tle_kedro.training.tuning import (
     TuningResult,
     apply_params,
-    final_study_name,
     fold_study_name,
     tune_hyperparameters,
 )
 
 logger = logging.getLogger(__name__)
 
-Family = Literal["cox_clinical", "cox_region_measures", "rsf_region_measures", "neural"]
 OOF_COLUMNS = ["participant_id", "model", "repeat", "fold", "risk", "surv_12", "surv_24"]
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One model of the comparison.
-
-    Attributes:
-        name: output name (``cox_clinical``, ``transeprelap_no_pet``, ...).
-        family: a classical baseline, or ``neural`` (built by ``models.factory.build_model``).
-        kind, model_config, train_config: for neural models (ablations differ by config).
-        tune_with: name of the spec whose per-fold Optuna study sets this model's
-            hyperparameters (itself for TransEpRelap; its ablations reuse that fold's study),
-            or None for no tuning.
-    """
-
-    name: str
-    family: Family
-    kind: str | None = None
-    model_config: Any = None
-    train_config: TrainConfig | None = None
-    tune_with: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,7 +108,8 @@ def check_folds(folds: pd.DataFrame, clinical: pd.DataFrame) -> None:
             )
 
 
-def _check_specs(specs: Sequence[ModelSpec], data: CVData) -> None:
+def check_specs(specs: Sequence[ModelSpec], data: CVData) -> None:
+    """Raise ValueError unless every spec is unique and ``data`` holds what it needs."""
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"model names must be unique, got {names}")
@@ -147,6 +127,20 @@ def _check_specs(specs: Sequence[ModelSpec], data: CVData) -> None:
             raise ValueError(f"neural model {s.name!r} needs kind and train_config")
         if s.tune_with is not None and s.tune_with not in names:
             raise ValueError(f"model {s.name!r}: tune_with={s.tune_with!r} is not a model name")
+
+
+def neural_fit_inputs(spec: ModelSpec, data: CVData, train_ids: Sequence[str]) -> FitInputs:
+    """The neural ``spec`` fitted on ``train_ids`` of ``data`` (its configured values)."""
+    assert data.image_tensors is not None and spec.train_config is not None
+    return FitInputs(
+        spec.kind or "",
+        spec.model_config,
+        spec.train_config,
+        train_ids,
+        data.image_tensors,
+        data.clinical,
+        data.tokenizer,
+    )
 
 
 def _imaging_matrix(features: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:
@@ -196,15 +190,8 @@ def _tune_task(lead: ModelSpec, split: Split, tuning: TuningConfig) -> TuningRes
     """The outer fold's Optuna study (in a worker); trials are logged by the caller."""
     data: CVData = shared("cv_data")
     repeat, fold, train_ids, _ = split
-    assert data.image_tensors is not None and lead.train_config is not None
     return tune_hyperparameters(
-        lead.kind or "",
-        lead.model_config,
-        lead.train_config,
-        train_ids,
-        data.image_tensors,
-        data.clinical,
-        data.tokenizer,
+        neural_fit_inputs(lead, data, train_ids),
         tuning,
         study_name=fold_study_name(tuning.study_name, repeat, fold),
         log_to_mlflow=False,
@@ -221,20 +208,11 @@ def _fit_task(
     if spec.family != "neural":
         model, pred = fit_classical(spec, train_ids, test_ids, data, classical)
         return model, pred, [], _time.perf_counter() - start
-    assert data.image_tensors is not None and spec.train_config is not None
-    model_cfg, train_cfg = apply_params(spec.model_config, spec.train_config, params)
-    fitted = fit_neural_model(
-        spec.kind or "",
-        model_cfg,
-        train_cfg,
-        train_ids,
-        data.image_tensors,
-        data.clinical,
-        data.tokenizer,
-        desc=f"{spec.name} r{split[0]} f{split[1]}",
-    )
+    inputs = neural_fit_inputs(spec, data, train_ids)
+    inputs = inputs.with_configs(*apply_params(inputs.model_config, inputs.train_config, params))
+    fitted = fit_neural_model(inputs, desc=f"{spec.name} r{split[0]} f{split[1]}")
     test = make_survival_arrays(
-        test_ids, data.image_tensors, fitted.tokenizer, data.clinical, with_outcome=False
+        test_ids, inputs.image_tensors, fitted.tokenizer, inputs.table, with_outcome=False
     )
     return fitted, fitted.predict(test), fitted.history, _time.perf_counter() - start
 
@@ -248,7 +226,7 @@ def _fold_metrics(
 ) -> dict[str, float]:
     time, event = outcome_arrays(test_df)
     metrics = {
-        "test_harrell_c": harrell_c_index(pred.risk, time, event),
+        "test_harrell_c": harrell_c(pred.risk, event, time),
         "n_train": float(n_train),
         "n_test": float(len(test_df)),
         "n_test_events": float(event.sum()),
@@ -295,7 +273,7 @@ def run_cross_validation(
         fold; ``models`` (only when ``keep_models``); ``tuned_params`` per model and fold.
     """
     check_folds(data.folds, data.clinical)
-    _check_specs(specs, data)
+    check_specs(specs, data)
     classical = classical or ClassicalConfig.model_validate({})
     tune = tuning if tuning is not None and tuning.enabled else None
     leads = {s.tune_with for s in specs if s.family == "neural" and s.tune_with} if tune else set()
@@ -417,44 +395,3 @@ def _oof_frame(name: str, split: Split, pred: SurvivalPrediction) -> pd.DataFram
             "surv_24": pred.surv_24,
         }
     )
-
-
-def fit_final_model(
-    spec: ModelSpec, data: CVData, tuning: TuningConfig | None = None
-) -> tuple[FittedNeuralModel, dict[str, Any]]:
-    """Refit a neural ``spec`` on every patient of ``data.clinical`` (the registered model).
-
-    When ``spec.tune_with`` is set and tuning is enabled, its hyperparameters come from a
-    study on all patients (``<study>-final``), never from an outer-fold study.
-
-    Returns:
-        (fitted model, tuned parameters or ``{}``).
-    """
-    _check_specs([replace(spec, tune_with=None)], data)
-    assert data.image_tensors is not None and spec.train_config is not None
-    ids = sorted(data.clinical["participant_id"])
-    model_cfg, train_cfg, params = spec.model_config, spec.train_config, {}
-    if spec.tune_with is not None and tuning is not None and tuning.enabled:
-        result = tune_hyperparameters(
-            spec.kind or "",
-            model_cfg,
-            train_cfg,
-            ids,
-            data.image_tensors,
-            data.clinical,
-            data.tokenizer,
-            tuning,
-            study_name=final_study_name(tuning.study_name),
-        )
-        model_cfg, train_cfg, params = result.model_config, result.train_config, result.params
-    fitted = fit_neural_model(
-        spec.kind or "",
-        model_cfg,
-        train_cfg,
-        ids,
-        data.image_tensors,
-        data.clinical,
-        data.tokenizer,
-        desc=f"{spec.name} final",
-    )
-    return fitted, params

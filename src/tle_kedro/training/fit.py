@@ -2,9 +2,10 @@
 
 AdamW with linear warmup then cosine decay (per step), Cox partial likelihood (Efron ties),
 augmentation in training only (a left-right flip swaps the operative-side code), early stopping
-on an inner validation split of the training fold (Harrell C), best-checkpoint restore, and a
-Breslow baseline fitted afterwards: on the whole training fold, or with ``train.recalibrate``
-on the networks' inner-validation patients together with a calibration slope.
+on an inner validation split of the training fold (Harrell C, ``evaluation.concordance``),
+best-checkpoint restore, and a Breslow baseline fitted afterwards: on the whole training fold,
+or with ``train.recalibrate`` on the networks' inner-validation patients together with a
+calibration slope.
 ``train.ensemble > 1`` fits that many such networks with consecutive seeds and predicts their
 mean log-risk.
 """
@@ -16,7 +17,7 @@ import logging
 import math
 import time as _time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -27,17 +28,11 @@ from sklearn.model_selection import train_test_split
 from tqdm.auto import tqdm
 
 from tle_kedro.data.image_tensors import ImageTensors
+from tle_kedro.evaluation.concordance import harrell_c
 from tle_kedro.losses.cox import cox_partial_likelihood
-from tle_kedro.models.batch import SurvivalBatch
-from tle_kedro.models.classical import SURVIVAL_TIMES, SurvivalPrediction
 from tle_kedro.models.ensemble import MeanEnsemble, Recalibrated
 from tle_kedro.models.factory import build_model
-from tle_kedro.models.survival import (
-    BaselineHazard,
-    breslow_baseline,
-    calibration_slope,
-    survival_at,
-)
+from tle_kedro.models.survival import breslow_baseline, calibration_slope
 from tle_kedro.training.config import TrainConfig
 from tle_kedro.training.data import (
     EventBatchSampler,
@@ -46,7 +41,11 @@ from tle_kedro.training.data import (
     outcome_arrays,
     rows_for,
 )
-from tle_kedro.training.device import DeviceSetup, eval_mode, resolve_device
+from tle_kedro.training.device import DeviceSetup, resolve_device
+
+# FittedNeuralModel is also imported so that models pickled before it moved to
+# training.fitted (``tle_kedro.training.fit.FittedNeuralModel``) still load.
+from tle_kedro.training.fitted import FittedNeuralModel, predict_log_risk, to_device
 from tle_kedro.training.warm_start import core_model as _core
 from tle_kedro.training.warm_start import warm_start_from_cox
 from tle_kedro.transforms.augment import augment_batch, swap_side_codes
@@ -58,92 +57,31 @@ EpochCallback = Callable[[int, float], bool | None]
 MIN_CALIBRATION_EVENTS = 5
 
 
-def harrell_c_index(risk: np.ndarray, time: np.ndarray, event: np.ndarray) -> float:
-    """Harrell's C (Harrell 1996): share of comparable pairs ordered by risk (ties count 1/2).
+@dataclass(frozen=True)
+class FitInputs:
+    """What one neural fit needs: the model to build, how to train it, and its patients.
 
-    A pair (i, j) is comparable when ``event[i]`` and ``time[i] < time[j]``; inputs (n,).
-    O(n^2) memory, fine for validation sets; NaN when no pair is comparable. Hand-written so
-    the per-epoch check needs no scikit-survival exception handling (agrees with sksurv).
-    """
-    r, t, e = (np.asarray(a, dtype=np.float64).ravel() for a in (risk, time, event))
-    comparable = (e[:, None] > 0) & (t[:, None] < t[None, :])  # (n, n)
-    n_pairs = comparable.sum()
-    if n_pairs == 0:
-        return math.nan
-    diff = r[:, None] - r[None, :]
-    score = np.where(np.abs(diff) <= 1e-8, 0.5, (diff > 0).astype(np.float64))
-    return float((score * comparable).sum() / n_pairs)
-
-
-@dataclass
-class FittedNeuralModel:
-    """A trained neural survival model with everything needed to predict new patients.
-
-    ``model`` is on CPU in eval mode; ``tokenizer`` and ``baseline`` were fitted on the
-    training fold only. Picklable (the module is moved to CPU before pickling).
+    Attributes:
+        kind, model_config: passed to ``tle_kedro.models.factory.build_model``.
+        train_config: optimisation, early stopping, device, augmentation.
+        train_ids: the (outer) training fold; the inner validation split is drawn from it.
+        image_tensors: volumes (N_all, 2, D, H, W) of at least ``train_ids``.
+        table: ``clinical_validated`` rows of at least ``train_ids``.
+        tokenizer: UNFITTED ``ClinicalTokenizer`` prototype; a fit fits a clone of it on
+            its training patients only.
     """
 
     kind: str
     model_config: Any
     train_config: TrainConfig
-    model: torch.nn.Module
+    train_ids: Sequence[str]
+    image_tensors: ImageTensors
+    table: pd.DataFrame
     tokenizer: Any
-    baseline: BaselineHazard
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int = 0
-    calibration_slope: float = 1.0  # 1 = not recalibrated (``train.recalibrate``)
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["model"] = self.model.to("cpu").eval()
-        return state
-
-    def arrays(
-        self, participant_ids: Sequence[str], image_tensors: ImageTensors, table: pd.DataFrame
-    ) -> SurvivalArrays:
-        """Tensors of new patients, tokenized with the training-fold tokenizer (no outcome)."""
-        return make_survival_arrays(
-            participant_ids, image_tensors, self.tokenizer, table, with_outcome=False
-        )
-
-    def log_risk(
-        self, data: SurvivalBatch | SurvivalArrays, device: DeviceSetup | None = None
-    ) -> np.ndarray:
-        """(N,) float64 log-risk (higher = earlier recurrence)."""
-        setup = device or resolve_device("cpu")
-        return predict_log_risk(self.model, data, setup, self.train_config.eval_batch_size)
-
-    def predict(
-        self, data: SurvivalBatch | SurvivalArrays, device: DeviceSetup | None = None
-    ) -> SurvivalPrediction:
-        """Risk, S(12 months | x) and S(24 months | x), each (N,) float64."""
-        risk = self.log_risk(data, device)
-        surv = survival_at(risk, self.baseline, np.asarray(SURVIVAL_TIMES))  # (N, 2)
-        return SurvivalPrediction(risk=risk, surv_12=surv[:, 0], surv_24=surv[:, 1])
-
-
-def predict_log_risk(
-    model: torch.nn.Module,
-    data: SurvivalBatch | SurvivalArrays,
-    setup: DeviceSetup,
-    chunk: int = 64,
-) -> np.ndarray:
-    """Eval-mode forward pass over ``data`` in chunks; (N,) float64 log-risk."""
-    batches = [data] if isinstance(data, SurvivalBatch) else list(data.chunks(chunk))
-    model.to(setup.device)
-    out = []
-    with eval_mode(model):
-        for batch in batches:
-            b = _to_device(batch, setup)
-            with setup.autocast():
-                out.append(model(b).float().reshape(-1).cpu())
-    return torch.cat(out).double().numpy()
-
-
-def _to_device(batch: SurvivalBatch, setup: DeviceSetup) -> SurvivalBatch:
-    return batch.to(setup.device, non_blocking=True).with_images(
-        setup.images_to_device(batch.images)
-    )
+    def with_configs(self, model_config: Any, train_config: TrainConfig) -> FitInputs:
+        """The same fit with other configurations (e.g. tuned hyperparameters)."""
+        return replace(self, model_config=model_config, train_config=train_config)
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
@@ -215,7 +153,7 @@ def _train_epoch(loop: _Loop, data: SurvivalArrays, sampler: EventBatchSampler) 
         batch = batch.with_images(images)
         if loop.side_index is not None:
             batch = batch.with_clin_cat(swap_side_codes(batch.clin_cat, loop.side_index, flipped))
-        b = _to_device(batch, loop.setup)
+        b = to_device(batch, loop.setup)
         loop.optimizer.zero_grad(set_to_none=True)
         with loop.setup.autocast():
             log_risk = loop.model(b)
@@ -241,7 +179,7 @@ def _validate(loop: _Loop, val: SurvivalArrays | None) -> tuple[float, float]:
     risk = predict_log_risk(loop.evaluated, val, loop.setup, loop.config.eval_batch_size)
     assert val.time is not None and val.event is not None
     loss = cox_partial_likelihood(torch.as_tensor(risk), val.event, val.time.double())
-    c = harrell_c_index(risk, val.time.numpy(), val.event.numpy())
+    c = harrell_c(risk, val.event.numpy(), val.time.numpy())
     return float(loss), c
 
 
@@ -288,26 +226,16 @@ def _side_index(tokenizer: Any) -> int | None:
 
 
 def fit_neural_model(
-    kind: str,
-    model_config: Any,
-    train_config: TrainConfig,
-    train_ids: Sequence[str],
-    image_tensors: ImageTensors,
-    table: pd.DataFrame,
-    tokenizer: Any,
+    inputs: FitInputs,
     on_epoch_end: EpochCallback | None = None,
     desc: str | None = None,
 ) -> FittedNeuralModel:
-    """Fit ``build_model(kind, model_config, ...)`` on the patients ``train_ids``.
+    """Fit ``build_model(inputs.kind, inputs.model_config, ...)`` on ``inputs.train_ids``.
 
     Args:
-        kind, model_config: passed to ``tle_kedro.models.factory.build_model``.
-        train_config: optimisation, early stopping, device, augmentation.
-        train_ids: the (outer) training fold; the inner validation split is drawn from it.
-        image_tensors: volumes (N_all, 2, D, H, W) of at least ``train_ids``.
-        table: ``clinical_validated`` rows of at least ``train_ids``.
-        tokenizer: UNFITTED ``ClinicalTokenizer`` prototype; a clone is fitted on the
-            inner-training patients only (on the whole fold for an ensemble, see below).
+        inputs: the model, its configurations and its patients. The tokenizer prototype is
+            fitted on the inner-training patients only (on the whole fold for an ensemble,
+            see below).
         on_epoch_end: ``f(epoch, val_c) -> stop?``; may raise (e.g. ``optuna.TrialPruned``);
             called for every member's epochs when ``train_config.ensemble > 1``.
         desc: progress-bar label (e.g. ``"transeprelap r0 f1"``).
@@ -316,11 +244,9 @@ def fit_neural_model(
         The fitted model with the best epoch's weights and its per-epoch ``history``
         (``epoch, train_loss, val_loss, val_c, lr, seconds``).
     """
-    cfg = train_config
+    cfg, train_ids, table = inputs.train_config, inputs.train_ids, inputs.table
     if cfg.ensemble == 1:
-        model, tok, history, best_epoch, held_out = _fit_member(
-            kind, model_config, cfg, train_ids, image_tensors, table, tokenizer, on_epoch_end, desc
-        )
+        model, tok, history, best_epoch, held_out = _fit_member(inputs, on_epoch_end, desc)
         held_outs = [(model, held_out)]
     else:
         # The members share one tokenizer, fitted on the whole training fold: averaging needs
@@ -328,20 +254,18 @@ def fit_neural_model(
         # so the members' inner validation patients lend it nothing about recurrence. Each
         # member draws its own inner split (its seed), so together they are fitted on and
         # validated on different patients of the fold: bagging without resampling.
-        tok = clone(tokenizer).fit(rows_for(table, list(train_ids), "clinical table"))
+        tok = clone(inputs.tokenizer).fit(rows_for(table, list(train_ids), "clinical table"))
         members = [
             _fit_member(
-                kind,
-                model_config,
-                cfg.model_copy(update={"seed": cfg.seed + k, "ensemble": 1}),
-                train_ids,
-                image_tensors,
-                table,
-                tok,
+                replace(
+                    inputs,
+                    train_config=cfg.model_copy(update={"seed": cfg.seed + k, "ensemble": 1}),
+                    tokenizer=tok,
+                ),
                 on_epoch_end,
                 f"{desc or 'fit'} member {k + 1}/{cfg.ensemble}",
                 fit_tokenizer=False,
-            )  # fmt: skip
+            )
             for k in range(cfg.ensemble)
         ]
         model = MeanEnsemble([m[0] for m in members]).eval()
@@ -356,17 +280,17 @@ def fit_neural_model(
         # out by two members counts twice). In-sample risks of an early-stopped network
         # still spread too far; fold models recalibrated this way put their risks on one
         # scale (docs/modeling.md: pooled C and ICI, same networks, with and without).
-        risk, time, event = outcome
-        slope = calibration_slope(risk, time, event)
+        risk, event, time = outcome
+        slope = calibration_slope(risk, event, time)
         model = Recalibrated(model, slope).eval()
-        baseline = breslow_baseline(slope * risk, time, event)
+        baseline = breslow_baseline(slope * risk, event, time)
     else:
-        full = make_survival_arrays(list(train_ids), image_tensors, tok, table)
+        full = make_survival_arrays(list(train_ids), inputs.image_tensors, tok, table)
         risk = predict_log_risk(model, full, resolve_device("cpu"), cfg.eval_batch_size)
         assert full.time is not None and full.event is not None
-        baseline = breslow_baseline(risk, full.time.numpy(), full.event.numpy())
+        baseline = breslow_baseline(risk, full.event.numpy(), full.time.numpy())
     return FittedNeuralModel(
-        kind, model_config, cfg, model, tok, baseline, history, best_epoch, slope
+        inputs.kind, inputs.model_config, cfg, model, tok, baseline, history, best_epoch, slope
     )
 
 
@@ -377,7 +301,7 @@ _Member = tuple[torch.nn.Module, Any, list[dict[str, float]], int, SurvivalArray
 def _held_out_outcome(
     held_outs: Sequence[tuple[torch.nn.Module, SurvivalArrays | None]], cfg: TrainConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(log-risk, time, event) of every member on its own inner-validation patients.
+    """(log-risk, event, time) of every member on its own inner-validation patients.
 
     None when there is nothing to calibrate on: no inner split, or fewer than
     ``MIN_CALIBRATION_EVENTS`` events in it (the fit then keeps the in-sample Breslow).
@@ -388,10 +312,10 @@ def _held_out_outcome(
             continue
         assert val.time is not None and val.event is not None
         risk = predict_log_risk(member, val, resolve_device("cpu"), cfg.eval_batch_size)
-        parts.append((risk, val.time.numpy().astype(np.float64), val.event.numpy()))
+        parts.append((risk, val.event.numpy(), val.time.numpy().astype(np.float64)))
     if not parts:
         return None
-    risk, time, event = (np.concatenate(p) for p in zip(*parts, strict=True))
+    risk, event, time = (np.concatenate(p) for p in zip(*parts, strict=True))
     if event.sum() < MIN_CALIBRATION_EVENTS:
         logger.warning(
             "recalibration skipped: %d events among %d held-out patients (< %d); "
@@ -401,17 +325,11 @@ def _held_out_outcome(
             MIN_CALIBRATION_EVENTS,
         )
         return None
-    return risk, time, event
+    return risk, event, time
 
 
 def _fit_member(
-    kind: str,
-    model_config: Any,
-    cfg: TrainConfig,
-    train_ids: Sequence[str],
-    image_tensors: ImageTensors,
-    table: pd.DataFrame,
-    tokenizer: Any,
+    inputs: FitInputs,
     on_epoch_end: EpochCallback | None,
     desc: str | None,
     fit_tokenizer: bool = True,
@@ -419,26 +337,28 @@ def _fit_member(
     """One network: (model on CPU in eval mode, fitted tokenizer, history, best epoch, its
     inner-validation arrays or None).
 
-    With ``fit_tokenizer`` the tokenizer is a clone of the ``tokenizer`` prototype fitted on
-    the inner-training patients; otherwise ``tokenizer`` is used as it is (already fitted).
+    With ``fit_tokenizer`` the tokenizer is a clone of the ``inputs.tokenizer`` prototype
+    fitted on the inner-training patients; otherwise that tokenizer is used as it is (already
+    fitted).
     """
+    cfg, train_ids, table = inputs.train_config, inputs.train_ids, inputs.table
     generator = seed_everything(cfg.seed)
     _, event = outcome_arrays(rows_for(table, list(train_ids), "clinical table"))
     fit_ids, val_ids = inner_split(train_ids, event, cfg.inner_val_fraction, cfg.seed)
-    tok = tokenizer
+    tok = inputs.tokenizer
     if fit_tokenizer:
-        tok = clone(tokenizer).fit(rows_for(table, fit_ids, "clinical table"))
-    train = make_survival_arrays(fit_ids, image_tensors, tok, table)
-    val = make_survival_arrays(val_ids, image_tensors, tok, table) if val_ids else None
+        tok = clone(tok).fit(rows_for(table, fit_ids, "clinical table"))
+    train = make_survival_arrays(fit_ids, inputs.image_tensors, tok, table)
+    val = make_survival_arrays(val_ids, inputs.image_tensors, tok, table) if val_ids else None
     assert train.event is not None
     sampler = EventBatchSampler(train.event.numpy(), cfg.batch_size, generator)
     setup = resolve_device(cfg.device, cfg.amp)
     steps = cfg.epochs * len(sampler)
-    model, loop = _build(kind, model_config, tok, setup, cfg, steps, generator)
+    model, loop = _build(inputs.kind, inputs.model_config, tok, setup, cfg, steps, generator)
     if cfg.warm_start == "cox" and len(getattr(_core(model), "region_linear", {})):
         rows = train
         if cfg.warm_start_rows == "training_fold" and val is not None:
-            rows = make_survival_arrays(list(train_ids), image_tensors, tok, table)
+            rows = make_survival_arrays(list(train_ids), inputs.image_tensors, tok, table)
         warm_start_from_cox(model, rows, _side_index(tok), cfg.warm_start_penalizers, cfg.seed)
     history, best_epoch, states = _run_epochs(loop, train, val, sampler, on_epoch_end, desc)
     model.to("cpu").eval()

@@ -1,20 +1,44 @@
 """The comparison's models by name, built from ``parameters_modeling.yml``.
 
-One name, one :class:`~tle_kedro.training.cv.ModelSpec`; ablations are TransEpRelap with a
+One name, one :class:`ModelSpec`; ablations are TransEpRelap with a
 modality switched off by configuration and reuse TransEpRelap's per-fold Optuna study.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tle_kedro.data.atlas import AtlasConfig
-from tle_kedro.models.factory import ModelConfig
+from tle_kedro.models.config import ModelConfig
 from tle_kedro.training.config import ClassicalConfig, TrainConfig, TuningConfig, parse_section
-from tle_kedro.training.cv import ModelSpec
+
+Family = Literal["cox_clinical", "cox_region_measures", "rsf_region_measures", "neural"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of the comparison.
+
+    Attributes:
+        name: output name (``cox_clinical``, ``transeprelap_no_pet``, ...).
+        family: a classical baseline, or ``neural`` (built by ``models.factory.build_model``).
+        kind, model_config, train_config: for neural models (ablations differ by config).
+        tune_with: name of the spec whose per-fold Optuna study sets this model's
+            hyperparameters (itself for TransEpRelap; its ablations reuse that fold's study),
+            or None for no tuning.
+    """
+
+    name: str
+    family: Family
+    kind: str | None = None
+    model_config: Any = None
+    train_config: TrainConfig | None = None
+    tune_with: str | None = None
+
 
 ModelName = Literal[
     "cox_clinical",

@@ -19,18 +19,16 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import optuna
-import pandas as pd
 from pydantic import BaseModel, ValidationError
 
-from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.training.config import ParamRange, TrainConfig, TuningConfig
-from tle_kedro.training.fit import fit_neural_model
+from tle_kedro.training.fit import FitInputs, fit_neural_model
 
 logger = logging.getLogger(__name__)
 
@@ -271,21 +269,15 @@ def _pruning_hook(trial: optuna.Trial) -> Callable[[int, float], bool]:
 
 
 def tune_hyperparameters(
-    kind: str,
-    model_config: Any,
-    train_config: TrainConfig,
-    train_ids: Sequence[str],
-    image_tensors: ImageTensors,
-    table: pd.DataFrame,
-    tokenizer: Any,
+    inputs: FitInputs,
     config: TuningConfig,
     study_name: str,
     log_to_mlflow: bool = True,
 ) -> TuningResult:
-    """Run (or resume) ``study_name`` on ``train_ids`` only; return the best configuration.
+    """Run (or resume) ``study_name`` on ``inputs.train_ids`` only; return the best configuration.
 
-    Each trial fits ``kind`` with drawn hyperparameters on the inner-training split of
-    ``train_ids`` and maximises the best inner-validation Harrell C; it reports val C every
+    Each trial fits ``inputs`` with drawn hyperparameters on the inner-training split of
+    its training patients and maximises the best inner-validation Harrell C; it reports val C every
     epoch so the median pruner can stop poor trials early. ``config.epochs`` (if set)
     overrides the trial length. Budget: ``n_trials`` more trials and/or ``timeout_s``.
     A fresh study's first trial is the configured values (``base_point``) when
@@ -298,6 +290,7 @@ def tune_hyperparameters(
     # the final fits are ensembles (train.ensemble > 1) of snapshots (train.snapshots > 1):
     # the study compares hyperparameters by the history, which neither needs, nor a
     # recalibration.
+    model_config, train_config = inputs.model_config, inputs.train_config
     base_train = train_config.model_copy(
         update={
             "progress": False,
@@ -316,13 +309,7 @@ def tune_hyperparameters(
         params = suggest(trial, dict(config.search_space))
         mc, tc = apply_params(model_config, base_train, params)
         fitted = fit_neural_model(
-            kind,
-            mc,
-            tc,
-            train_ids,
-            image_tensors,
-            table,
-            tokenizer,
+            inputs.with_configs(mc, tc),
             on_epoch_end=_pruning_hook(trial),
             desc=f"{study_name} trial {trial.number}",
         )

@@ -75,8 +75,8 @@ class AugmentConfig(BaseModel):
     noise_std: float = Field(0.02, ge=0.0)
     flip_lr: bool = False
     flip_probability: float = Field(0.5, ge=0.0, le=1.0)
-    p_augment: float = Field(1.0, ge=0.0, le=1.0)
-    backend: Literal["torchio", "torch"] = "torchio"
+    p_augment: float = Field(0.25, ge=0.0, le=1.0)
+    backend: Literal["torchio", "torch"] = "torch"
 
     @model_validator(mode="after")
     def _check(self) -> AugmentConfig:

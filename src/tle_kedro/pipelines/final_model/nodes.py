@@ -13,8 +13,9 @@ from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.data.regions import crop_grid_affine
 from tle_kedro.registry.promotion import cohort_fingerprint, promote_run_model, validation_metric
 from tle_kedro.registry.pyfunc import TLESurvivalModel, risk_groups
-from tle_kedro.training.cv import CVData, fit_final_model
-from tle_kedro.training.fit import FittedNeuralModel
+from tle_kedro.training.cv import CVData
+from tle_kedro.training.final import fit_final_model
+from tle_kedro.training.fitted import FittedNeuralModel
 from tle_kedro.training.specs import build_specs, parse_modeling_params
 from tle_kedro.transforms.params import parse_preprocessing_params
 
