@@ -370,3 +370,40 @@ def test_the_warm_start_sees_the_inner_training_rows_or_the_whole_training_fold(
     fit._fit_member(_inputs(cfg), None, None)
     assert len(seen) == 1 and len(seen[0]) == expected
     assert set(seen[0]) <= set(IDS)
+
+
+def test_a_network_that_diverges_keeps_its_best_epochs_or_says_what_to_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = {"n": 0}
+    real = fit._train_epoch
+
+    def _diverge_at_epoch_2(loop: Any, data: Any, sampler: Any) -> float:
+        calls["n"] += 1
+        if calls["n"] >= 3:
+            raise fit.DivergedError("non-finite log-risk in training: the network diverged")
+        return real(loop, data, sampler)
+
+    monkeypatch.setattr(fit, "_train_epoch", _diverge_at_epoch_2)
+    model = _fit(_cfg(epochs=6, inner_val_fraction=0.3, early_stopping_patience=None))
+    assert len(model.history) == 2 and model.best_epoch in (0, 1)  # stopped, best kept
+    assert np.isfinite(model.log_risk(_arrays(model, IDS))).all()
+    calls["n"] = 2  # diverges at the first epoch: nothing to keep
+    with pytest.raises(fit.DivergedError, match="lower train.lr"):
+        _fit(_cfg(epochs=6, inner_val_fraction=0.3))
+    with pytest.raises(fit.DivergedError, match="non-finite log-risk in training"):
+        fit._check_finite(torch.tensor([0.0, float("nan")]), "training")
+    fit._check_finite(np.array([0.0, 1.0]), "inner validation")  # finite: no error
+
+
+def test_an_error_that_cannot_be_pickled_reaches_the_parent_as_its_message() -> None:
+    from tle_kedro.training.parallel import _call_to_bytes
+
+    def _fails() -> None:
+        leaf = torch.ones(2, requires_grad=True)
+        raise ValueError("bad values", leaf * 2)  # a non-leaf tensor with grad inside
+
+    with pytest.raises(RuntimeError, match="ValueError: .*bad values"):
+        _call_to_bytes(_fails, (), {})
+    with pytest.raises(KeyError):  # a picklable error is raised as it is
+        _call_to_bytes(dict().__getitem__, ("x",), {})

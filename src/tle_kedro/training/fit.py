@@ -139,6 +139,20 @@ class _Loop:
         return self.ema.module if self.ema is not None else self.model
 
 
+class DivergedError(RuntimeError):
+    """The network's log-risk became non-finite (NaN or inf) in training or validation."""
+
+
+def _check_finite(log_risk: torch.Tensor | np.ndarray, where: str) -> None:
+    finite = (
+        bool(torch.isfinite(log_risk).all())
+        if isinstance(log_risk, torch.Tensor)
+        else bool(np.isfinite(log_risk).all())
+    )
+    if not finite:
+        raise DivergedError(f"non-finite log-risk in {where}: the network diverged")
+
+
 def _train_epoch(loop: _Loop, data: SurvivalArrays, sampler: EventBatchSampler) -> float:
     """One pass over ``data``; mean Cox loss over batches."""
     loop.model.train()
@@ -158,6 +172,7 @@ def _train_epoch(loop: _Loop, data: SurvivalArrays, sampler: EventBatchSampler) 
         with loop.setup.autocast():
             log_risk = loop.model(b)
         assert b.event is not None and b.time is not None, "training batches carry outcomes"
+        _check_finite(log_risk.detach(), "training")
         loss = cox_partial_likelihood(log_risk.float().reshape(-1), b.event, b.time)
         loop.scaler.scale(loss).backward()
         if loop.config.grad_clip is not None:
@@ -417,8 +432,23 @@ def _run_epochs(
     bar = tqdm(range(cfg.epochs), desc=desc or "fit", leave=False, disable=not cfg.progress)
     for epoch in bar:
         start = _time.perf_counter()
-        train_loss = _train_epoch(loop, train, sampler)
-        val_loss, val_c = _validate(loop, val)
+        try:
+            train_loss = _train_epoch(loop, train, sampler)
+            val_loss, val_c = _validate(loop, val)
+        except DivergedError as err:
+            if not kept:  # nothing to fall back on
+                raise DivergedError(
+                    f"{desc or 'fit'}: {err} at epoch {epoch}, before any epoch was kept; "
+                    "lower train.lr or raise train.grad_clip"
+                ) from None
+            logger.warning(
+                "%s: %s at epoch %d; keeping the best epochs so far (best %d)",
+                desc or "fit",
+                err,
+                epoch,
+                kept[0][1],
+            )
+            break
         lr = loop.optimizer.param_groups[0]["lr"]
         history.append(
             {

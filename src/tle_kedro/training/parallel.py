@@ -20,6 +20,7 @@ import os
 import pickle
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from multiprocessing.reduction import ForkingPickler
 from typing import Any, Literal, TypeVar
 
 import torch
@@ -77,7 +78,15 @@ def shared(name: str) -> Any:
 
 
 def _call_to_bytes(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> bytes:
-    return pickle.dumps(fn(*args, **kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        result = fn(*args, **kwargs)
+    except Exception as exc:
+        try:  # an error holding a tensor with grad cannot cross the process boundary
+            ForkingPickler.dumps(exc)  # how the pool sends it (torch's tensor reducers)
+        except Exception:
+            raise RuntimeError(f"{type(exc).__name__}: {exc}") from None
+        raise
+    return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class BytesProcessPool(ProcessPoolExecutor):
