@@ -55,6 +55,14 @@ def test_calibration_plot_has_one_panel_per_model(result, tmp_path):
     assert sum(ax.get_visible() for ax in fig.axes) == 3
 
 
+def test_decision_curve_plot_has_every_model_treat_all_and_treat_none(result, tmp_path):
+    res, _ = result
+    fig = plots.decision_curve_plot(res.decision_curve, t=12.0)
+    _check(fig, tmp_path, "12 months", "Net benefit")
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert labels == [*res.data.models, "treat_all", "treat_none"]
+
+
 def test_time_dependent_auc_plot_has_one_line_per_model(result, tmp_path):
     res, _ = result
     d = res.data
