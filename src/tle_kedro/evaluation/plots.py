@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -131,7 +132,7 @@ def decision_curve_plot(
     """
     fig = Figure(figsize=(8.5, 5.2), layout="constrained")
     ax = fig.add_subplot()
-    styles = {
+    styles: dict[str, dict[str, Any]] = {
         "treat_all": {"color": "black", "linestyle": "--", "linewidth": 1.2},
         "treat_none": {"color": "0.5", "linestyle": ":", "linewidth": 1.2},
     }

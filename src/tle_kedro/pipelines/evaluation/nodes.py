@@ -73,7 +73,7 @@ def evaluate(
         reference_model=p.reference_model,
         calibration_times=p.calibration_times,
         decision_time=p.decision_time,
-        decision_thresholds=threshold_grid(*p.decision_thresholds),
+        decision_thresholds=threshold_grid(*p.decision_thresholds).tolist(),
     )
     logger.info("Model comparison (out-of-fold):\n%s", to_markdown(result.comparison))
     return result
