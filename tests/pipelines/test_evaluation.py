@@ -14,7 +14,13 @@ from tle_kedro.evaluation import COMPARISON_COLUMNS
 from tle_kedro.pipelines.evaluation.nodes import EvaluationParams, report_tables
 from tle_kedro.pipelines.evaluation.pipeline import create_pipeline
 
-PARAMS = {"n_boot": 50, "n_boot_secondary": 10, "seed": 1, "reference_model": "transeprelap"}
+PARAMS = {
+    "n_boot": 50,
+    "n_boot_secondary": 10,
+    "seed": 1,
+    "reference_model": "transeprelap",
+    "decision_thresholds": [0.1, 0.5, 0.1],
+}
 
 
 def _run(ground_truth: pd.DataFrame) -> dict:

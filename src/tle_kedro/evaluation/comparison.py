@@ -21,7 +21,6 @@ import pandas as pd
 
 from tle_kedro.evaluation import bootstrap as bs
 from tle_kedro.evaluation.calibration import calibration_by_group, integrated_calibration_index
-from tle_kedro.evaluation.decision_curve import decision_curve
 from tle_kedro.evaluation.metrics import (
     EvalData,
     auc_at,
@@ -85,8 +84,6 @@ class EvaluationResult:
         comparison: one row per model, :data:`COMPARISON_COLUMNS` (+ oracle_c, gap_to_oracle).
         intervals: long table :data:`INTERVAL_COLUMNS`, one row per model × metric.
         calibration: model → calibration groups at ``calibration_time``.
-        decision_curve: net benefit per model (+ treat-all / treat-none) and threshold at
-            ``decision_time`` (:mod:`.decision_curve`); empty when not computed.
         harrell_samples: (M, B) bootstrap Harrell C (each the mean over repeats), rows in
             ``data.models`` order.
     """
@@ -96,7 +93,6 @@ class EvaluationResult:
     intervals: pd.DataFrame
     calibration: dict[str, pd.DataFrame] = field(default_factory=dict)
     harrell_samples: np.ndarray | None = None
-    decision_curve: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def oracle_c(ground_truth: pd.DataFrame, data: EvalData) -> float:
@@ -223,8 +219,6 @@ def evaluate_models(
     level: float = 0.95,
     reference_model: str = "transeprelap",
     calibration_times: Sequence[float] = (12.0, 24.0),
-    decision_time: float = 12.0,
-    decision_thresholds: Sequence[float] = tuple(np.round(np.arange(0.02, 0.61, 0.02), 6)),
 ) -> EvaluationResult:
     """Compute the comparison table, all intervals and calibration groups.
 
@@ -235,8 +229,7 @@ def evaluate_models(
     ``n_boot_secondary`` of the same resamples (0 = no intervals for them); ICI is a point
     estimate only (one Cox fit per resample would be too slow). The calibration slope and
     intercept at each of ``calibration_times`` (:mod:`.weak_calibration`) use all ``n_boot``
-    resamples (a vectorised kernel). All models share resamples. The decision curve at
-    ``decision_time`` (net benefit at ``decision_thresholds``) has no interval.
+    resamples (a vectorised kernel). All models share resamples.
     """
     data = prepare_eval_data(oof, clinical, reference_model)
     preds = align_repeats(oof, data)
@@ -273,14 +266,7 @@ def evaluate_models(
     if ground_truth is not None:
         table["oracle_c"] = oracle_c(ground_truth, data)
         table["gap_to_oracle"] = table["oracle_c"] - table["harrell_c"]
-    curve = decision_curve(
-        {name: 1.0 - data.surv_at(m, decision_time) for m, name in enumerate(data.models)},
-        data.time,
-        data.event,
-        decision_time,
-        decision_thresholds,
-    )
-    return EvaluationResult(data, table, intervals, calibration, samples["harrell_c"], curve)
+    return EvaluationResult(data, table, intervals, calibration, samples["harrell_c"])
 
 
 def _assemble(

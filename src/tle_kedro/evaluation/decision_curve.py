@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from dcurves import dca
 
+from tle_kedro.evaluation.metrics import EvalData
+
 TREAT_ALL = "treat_all"
 TREAT_NONE = "treat_none"
 DECISION_CURVE_COLUMNS = ("model", "threshold", "net_benefit", "test_pos_rate", "tp_rate")
@@ -76,3 +78,10 @@ def decision_curve(
     out["model"] = out["model"].map({**columns, "all": TREAT_ALL, "none": TREAT_NONE})
     out = out.astype({"net_benefit": float, "test_pos_rate": float, "tp_rate": float})
     return out[list(DECISION_CURVE_COLUMNS)].reset_index(drop=True)
+
+
+def model_decision_curve(data: EvalData, t: float, thresholds: Sequence[float]) -> pd.DataFrame:
+    """:func:`decision_curve` of every model's out-of-fold P(recurrence by ``t``) (mean over
+    repeats), the models in ``data.models`` order."""
+    p_events = {name: 1.0 - data.surv_at(m, t) for m, name in enumerate(data.models)}
+    return decision_curve(p_events, data.time, data.event, t, thresholds)

@@ -16,7 +16,7 @@ from tle_kedro.evaluation import (
     evaluate_models,
     to_markdown,
 )
-from tle_kedro.evaluation.decision_curve import threshold_grid
+from tle_kedro.evaluation.decision_curve import model_decision_curve, threshold_grid
 from tle_kedro.evaluation.plots import (
     calibration_plot,
     clinical_baseline_figure,
@@ -72,8 +72,6 @@ def evaluate(
         level=p.level,
         reference_model=p.reference_model,
         calibration_times=p.calibration_times,
-        decision_time=p.decision_time,
-        decision_thresholds=threshold_grid(*p.decision_thresholds).tolist(),
     )
     logger.info("Model comparison (out-of-fold):\n%s", to_markdown(result.comparison))
     return result
@@ -112,7 +110,8 @@ def report_decision_curve(
 ) -> tuple[pd.DataFrame, Figure]:
     """Net benefit per model and threshold (table) and the decision curves (figure)."""
     p = EvaluationParams(**params)
-    curve = result.decision_curve
+    thresholds = threshold_grid(*p.decision_thresholds).tolist()
+    curve = model_decision_curve(result.data, p.decision_time, thresholds)
     return curve, decision_curve_plot(curve, t=p.decision_time, highlight=p.reference_model)
 
 
