@@ -17,6 +17,7 @@ from tle_kedro.registry.promotion import (
     CHALLENGER,
     CHAMPION,
     FOLDS_TAG,
+    PREDICTION_COLUMNS,
     PREDICTIONS_ARTIFACT,
     VALUE_TAG,
     PairedSettings,
@@ -27,6 +28,7 @@ from tle_kedro.registry.promotion import (
     paired_delta_c,
     promote_run_model,
     validation_metric,
+    validation_predictions,
 )
 
 
@@ -203,10 +205,11 @@ def paired_cohort() -> tuple[pd.DataFrame, np.ndarray]:
     return clinical, log_hazard
 
 
-def _predictions(clinical: pd.DataFrame, risk: np.ndarray, n_folds: int = 5) -> pd.DataFrame:
+def _oof(clinical: pd.DataFrame, risk: np.ndarray, n_folds: int = 5) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "participant_id": clinical["participant_id"],
+            "model": "transeprelap",
             "repeat": 0,
             "fold": np.arange(len(clinical)) % n_folds,
             "risk": risk,
@@ -214,8 +217,15 @@ def _predictions(clinical: pd.DataFrame, risk: np.ndarray, n_folds: int = 5) -> 
     )
 
 
+def _predictions(clinical: pd.DataFrame, risk: np.ndarray, n_folds: int = 5) -> pd.DataFrame:
+    """What the run logs: the model's rows with cohort positions instead of ids."""
+    return validation_predictions(_oof(clinical, risk, n_folds), clinical, "transeprelap")
+
+
 def _c_of(clinical: pd.DataFrame, predictions: pd.DataFrame) -> float:
-    return validation_metric(predictions.assign(model="transeprelap"), clinical)
+    ids = sorted(clinical["participant_id"])
+    oof = predictions.assign(participant_id=[ids[k] for k in predictions["patient"]])
+    return validation_metric(oof.assign(model="transeprelap"), clinical)
 
 
 def _register_paired(  # type: ignore[no-untyped-def]
@@ -331,6 +341,18 @@ def test_paired_delta_needs_the_same_patients(paired_cohort) -> None:
     clinical, lh = paired_cohort
     with pytest.raises(ValueError, match="same patients"):
         paired_delta_c(_predictions(clinical, lh), _predictions(clinical, lh).iloc[5:], clinical)
+
+
+def test_logged_predictions_hold_cohort_positions_not_participant_ids(paired_cohort) -> None:
+    clinical, lh = paired_cohort
+    shuffled = clinical.sample(frac=1.0, random_state=0)  # order of the table is irrelevant
+    logged = validation_predictions(_oof(clinical, lh), shuffled, "transeprelap")
+    assert tuple(logged.columns) == PREDICTION_COLUMNS
+    assert "sub-" not in logged.to_csv(index=False)
+    first = sorted(clinical["participant_id"]).index("sub-007")
+    assert logged.loc[logged["patient"] == first, "risk"].item() == lh[7]
+    with pytest.raises(ValueError, match="not in clinical_validated"):
+        validation_predictions(_oof(clinical, lh), clinical.iloc[1:], "transeprelap")
 
 
 def test_fold_fingerprint_ignores_row_order_but_not_the_assignment(paired_cohort) -> None:

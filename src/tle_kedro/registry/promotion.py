@@ -7,8 +7,9 @@ champion. Two rules, chosen per decision and written in its record (``comparison
 - **paired** (the new model and the champion were scored on the same cohort: same
   :data:`COHORT_TAG`, a hash of ids and outcomes, and same :data:`FOLDS_TAG`, a hash of the
   fold assignment, and the champion's run holds its out-of-fold predictions as the artifact
-  :data:`PREDICTIONS_ARTIFACT`): ΔC = C(new) − C(champion) on the same patients, with a
-  paired patient bootstrap (both models' C on each resample, :mod:`..evaluation.bootstrap`);
+  :data:`PREDICTIONS_ARTIFACT`, patients as positions in the cohort, never their ids):
+  ΔC = C(new) − C(champion) on the same patients, with a paired patient bootstrap (both
+  models' C on each resample, :mod:`..evaluation.bootstrap`);
   champion only when the **lower bound** of its interval is above ``margin``. A difference
   the resampling of patients can reverse does not move the alias.
 - **unpaired** (anything else: another cohort, other folds, a champion registered before
@@ -47,7 +48,10 @@ COHORT_TAG = "validation_cohort"
 FOLDS_TAG = "validation_folds"
 # = artifact_path/filename of ``validation_predictions`` in conf/base/catalog_registry.yml
 PREDICTIONS_ARTIFACT = "registry/validation_predictions.csv"
-PREDICTION_COLUMNS = ("participant_id", "repeat", "fold", "risk")
+# ``patient`` = position of the participant id in the cohort's sorted ids: the MLflow store
+# holds no participant id (tests/test_store_privacy.py), and on a cohort with the same
+# fingerprint the same position is the same patient.
+PREDICTION_COLUMNS = ("patient", "repeat", "fold", "risk")
 
 
 @dataclass(frozen=True)
@@ -119,19 +123,42 @@ def cohort_fingerprint(clinical: pd.DataFrame) -> str:
     return hashlib.blake2b(table.encode(), digest_size=8).hexdigest()
 
 
-def validation_predictions(oof_predictions: pd.DataFrame, model: str) -> pd.DataFrame:
-    """The out-of-fold rows of ``model``: :data:`PREDICTION_COLUMNS`, sorted (the artifact
-    a later run pairs with)."""
-    rows = oof_predictions.loc[oof_predictions["model"] == model, list(PREDICTION_COLUMNS)]
+def validation_predictions(
+    oof_predictions: pd.DataFrame, clinical: pd.DataFrame, model: str
+) -> pd.DataFrame:
+    """The out-of-fold rows of ``model`` as :data:`PREDICTION_COLUMNS` (the artifact a later
+    run pairs with), sorted by repeat and patient; ids replaced by cohort positions.
+
+    Raises:
+        ValueError: no rows for ``model``, or a predicted patient not in ``clinical``.
+    """
+    rows = oof_predictions.loc[oof_predictions["model"] == model]
     if rows.empty:
         raise ValueError(f"oof_predictions has no rows for model {model!r}")
-    return rows.sort_values(["repeat", "participant_id"]).reset_index(drop=True)
+    position = {pid: k for k, pid in enumerate(sorted(clinical["participant_id"]))}
+    unknown = sorted(set(rows["participant_id"]) - set(position))
+    if unknown:
+        raise ValueError(
+            f"oof_predictions: {len(unknown)} patient(s) of {model!r} are not in "
+            "clinical_validated; rerun modeling on this cohort"
+        )
+    out = rows.assign(patient=rows["participant_id"].map(position))[list(PREDICTION_COLUMNS)]
+    return out.sort_values(["repeat", "patient"]).reset_index(drop=True)
+
+
+def _with_ids(predictions: pd.DataFrame, clinical: pd.DataFrame) -> pd.DataFrame:
+    """:func:`validation_predictions` rows with ``participant_id`` back from the positions."""
+    ids = sorted(clinical["participant_id"])
+    patient = predictions["patient"].to_numpy()
+    if len(patient) and (patient.min() < 0 or patient.max() >= len(ids)):
+        raise ValueError(f"patient positions outside the cohort of {len(ids)} patients")
+    return predictions.assign(participant_id=[ids[k] for k in patient])
 
 
 def fold_fingerprint(predictions: pd.DataFrame) -> str:
-    """Short hash of the fold assignment (participant, repeat, fold): same hash = same folds."""
-    table = predictions[["participant_id", "repeat", "fold"]].astype(str)
-    text = table.sort_values(["repeat", "participant_id"]).to_csv(index=False)
+    """Short hash of the fold assignment (patient, repeat, fold): same hash = same folds."""
+    table = predictions[["patient", "repeat", "fold"]].astype(int)
+    text = table.sort_values(["repeat", "patient"]).to_csv(index=False)
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
@@ -150,7 +177,12 @@ def paired_delta_c(
     Raises:
         ValueError: the two do not cover the same patients (then nothing can be paired).
     """
-    both = pd.concat([new.assign(model="new"), champion.assign(model="champion")])
+    both = pd.concat(
+        [
+            _with_ids(new, clinical).assign(model="new"),
+            _with_ids(champion, clinical).assign(model="champion"),
+        ]
+    )
     data = prepare_eval_data(both, clinical, reference_model="new")  # risk: (2, n)
     n = len(data.time)
     counts = bs.resample_counts(bs.resample_indices(n, settings.n_boot, settings.seed), n)
@@ -222,7 +254,7 @@ def _champion_predictions(client: MlflowClient, champion: Any) -> pd.DataFrame |
     try:
         with tempfile.TemporaryDirectory() as tmp:
             path = client.download_artifacts(run_id, PREDICTIONS_ARTIFACT, tmp)
-            frame = pd.read_csv(Path(path), dtype={"participant_id": str})
+            frame = pd.read_csv(Path(path))
     except (MlflowException, OSError) as exc:
         logger.info("champion run %s: no readable %s (%s)", run_id, PREDICTIONS_ARTIFACT, exc)
         return None

@@ -118,7 +118,9 @@ def bundle_model(
             oof_predictions, clinical_validated, reg.model, reg.metric
         ),
         "validation_cohort": cohort_fingerprint(clinical_validated),
-        "validation_folds": fold_fingerprint(validation_predictions(oof_predictions, reg.model)),
+        "validation_folds": fold_fingerprint(
+            validation_predictions(oof_predictions, clinical_validated, reg.model)
+        ),
         "risk_threshold": groups.threshold,
         "risk_threshold_p12": groups.p12_threshold,
         "risk_threshold_source": groups.source,
@@ -128,15 +130,17 @@ def bundle_model(
 
 
 def select_validation_predictions(
-    oof_predictions: pd.DataFrame, registry: dict[str, Any]
+    oof_predictions: pd.DataFrame, clinical_validated: pd.DataFrame, registry: dict[str, Any]
 ) -> pd.DataFrame:
-    """The registered model's out-of-fold rows (logged, so a later run can pair with them)."""
-    return validation_predictions(oof_predictions, RegistryParams(**registry).model)
+    """The registered model's out-of-fold rows, patients as cohort positions (logged, so a
+    later run on the same cohort can pair with them; no participant id reaches MLflow)."""
+    model = RegistryParams(**registry).model
+    return validation_predictions(oof_predictions, clinical_validated, model)
 
 
 def promote_model(
     final_model_card: dict[str, Any],
-    validation_predictions: pd.DataFrame,
+    predictions: pd.DataFrame,
     clinical_validated: pd.DataFrame,
     registry: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
@@ -150,7 +154,7 @@ def promote_model(
         margin=reg.margin,
         cohort=final_model_card.get("validation_cohort"),
         folds=final_model_card.get("validation_folds"),
-        predictions=validation_predictions,
+        predictions=predictions,
         clinical=clinical_validated,
         paired=PairedSettings(reg.paired_n_boot, reg.paired_level, reg.paired_seed),
     )

@@ -46,7 +46,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
             ),
             Node(
                 nodes.select_validation_predictions,
-                inputs=["oof_predictions", "params:registry"],
+                inputs=["oof_predictions", "clinical_validated", "params:registry"],
                 outputs="validation_predictions",
                 name="select_validation_predictions",
             ),
