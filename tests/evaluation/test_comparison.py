@@ -66,8 +66,9 @@ def test_reference_delta_is_zero_and_others_match_point_difference(result):
 def test_intervals_table_contains_each_metric_for_each_model(result):
     iv = result.intervals
     assert tuple(iv.columns) == INTERVAL_COLUMNS
-    assert set(iv["metric"]) == {"harrell_c", "uno_c", "auc_12", "auc_24", "ibs"}
-    assert len(iv) == 5 * 3
+    calibration = {f"cal_{k}_{t}" for k in ("slope", "intercept") for t in (12, 24)}
+    assert set(iv["metric"]) == {"harrell_c", "uno_c", "auc_12", "auc_24", "ibs", *calibration}
+    assert len(iv) == 9 * 3
     harrell = iv[iv["metric"] == "harrell_c"]
     assert (harrell["n_valid"] == 200).all()
     assert ((iv["lo"] <= iv["estimate"]) & (iv["estimate"] <= iv["hi"])).all()

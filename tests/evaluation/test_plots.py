@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 from tests.evaluation import make_cohort, make_oof
 from tle_kedro.evaluation import plots
 from tle_kedro.evaluation.comparison import evaluate_models
+from tle_kedro.evaluation.decision_curve import model_decision_curve
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +54,15 @@ def test_calibration_plot_has_one_panel_per_model(result, tmp_path):
     fig = plots.calibration_plot(res.calibration, t=12.0)
     _check(fig, tmp_path, "12 months", "12 months")
     assert sum(ax.get_visible() for ax in fig.axes) == 3
+
+
+def test_decision_curve_plot_has_every_model_treat_all_and_treat_none(result, tmp_path):
+    res, _ = result
+    curve = model_decision_curve(res.data, 12.0, [0.1, 0.2, 0.3])
+    fig = plots.decision_curve_plot(curve, t=12.0)
+    _check(fig, tmp_path, "12 months", "Net benefit")
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert labels == [*res.data.models, "treat_all", "treat_none"]
 
 
 def test_time_dependent_auc_plot_has_one_line_per_model(result, tmp_path):

@@ -14,7 +14,13 @@ from tle_kedro.evaluation import COMPARISON_COLUMNS
 from tle_kedro.pipelines.evaluation.nodes import EvaluationParams, report_tables
 from tle_kedro.pipelines.evaluation.pipeline import create_pipeline
 
-PARAMS = {"n_boot": 50, "n_boot_secondary": 10, "seed": 1, "reference_model": "transeprelap"}
+PARAMS = {
+    "n_boot": 50,
+    "n_boot_secondary": 10,
+    "seed": 1,
+    "reference_model": "transeprelap",
+    "decision_thresholds": [0.1, 0.5, 0.1],
+}
 
 
 def _run(ground_truth: pd.DataFrame) -> dict:
@@ -44,12 +50,26 @@ def test_pipeline_writes_tables_plots_and_metrics_with_oracle() -> None:
     assert (table["harrell_c_lo"] <= table["harrell_c"]).all()
     assert (table["harrell_c"] <= table["harrell_c_hi"]).all()
     assert out["comparison_table_md"].startswith("| model")
-    for name in ("c_index_forest_plot", "km_risk_groups_plot", "calibration_12m_plot"):
+    for name in (
+        "c_index_forest_plot",
+        "km_risk_groups_plot",
+        "calibration_12m_plot",
+        "decision_curve_12m_plot",
+    ):
         assert isinstance(out[name], Figure)
+    curve = out["decision_curve_12m"]
+    assert set(curve["model"]) == {*table["model"], "treat_all", "treat_none"}
+    assert metrics_have_calibration(out["evaluation_metrics"])
     metrics = out["evaluation_metrics"]
     assert metrics["transeprelap.harrell_c"]["value"] == pytest.approx(table.loc[0, "harrell_c"])
     baseline = out["clinical_baseline_table"]
     assert {"variable", "p_value"} <= set(baseline.columns)
+
+
+def metrics_have_calibration(metrics: dict) -> bool:
+    names = {f"transeprelap.cal_{k}_{t}{s}" for k in ("slope", "intercept") for t in (12, 24)
+             for s in ("", "_lo", "_hi")}  # fmt: skip
+    return names <= set(metrics)
 
 
 def test_real_cohort_without_ground_truth_has_no_oracle_column() -> None:

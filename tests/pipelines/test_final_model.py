@@ -19,7 +19,7 @@ from tle_kedro.features.clinical import ClinicalTokenizer
 from tle_kedro.pipeline_registry import DEFAULT_PIPELINES
 from tle_kedro.pipelines.final_model import create_pipeline
 from tle_kedro.pipelines.final_model.nodes import RegistryParams
-from tle_kedro.registry.promotion import validation_metric
+from tle_kedro.registry.promotion import PREDICTIONS_ARTIFACT, validation_metric
 from tle_kedro.registry.pyfunc import as_survival_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,12 +81,19 @@ def _c(oof: pd.DataFrame, clinical: pd.DataFrame) -> float:
     return validation_metric(oof, clinical)
 
 
-def _run(bundle: TinyBundle, oof: pd.DataFrame) -> dict:
-    """One pipeline run inside an MLflow run, with the real ``registered_model`` entry."""
+def _run(bundle: TinyBundle, oof: pd.DataFrame, data_root: Path) -> dict:
+    """One pipeline run inside an MLflow run, with the real ``registered_model`` entry and
+    the real ``validation_predictions`` artifact (its file under ``data_root``)."""
     pipeline = create_pipeline()
-    tracked = {"registered_model", "promotion_metrics"}  # the real MLflow catalog entries
+    # the real MLflow catalog entries
+    tracked = {"registered_model", "promotion_metrics", "validation_predictions"}
     entries = _yaml("catalog_registry.yml")
-    catalog = DataCatalog.from_config({name: entries[name] for name in tracked})
+    config = {name: entries[name] for name in tracked}
+    path = config["validation_predictions"]["dataset"]["filepath"]
+    config["validation_predictions"]["dataset"]["filepath"] = path.replace(
+        "${runtime_params:data_root,data}", str(data_root)
+    )
+    catalog = DataCatalog.from_config(config)
     inputs = {
         "clinical_validated": bundle.clinical,
         "image_tensors": bundle.tensors,
@@ -109,14 +116,14 @@ def _run(bundle: TinyBundle, oof: pd.DataFrame) -> dict:
 
 
 def test_run_registers_the_bundled_model_and_promotes_by_metric(
-    bundle: TinyBundle, store: MlflowClient
+    bundle: TinyBundle, store: MlflowClient, tmp_path: Path
 ) -> None:
     # The same predictions with the risk negated rank the other way round (C → 1 − C).
     oof_a = _oof(bundle.clinical, seed=0)
     oof_b = oof_a.assign(risk=-oof_a["risk"])
     oof, worse = sorted([oof_a, oof_b], key=lambda o: _c(o, bundle.clinical), reverse=True)
     assert _c(worse, bundle.clinical) < _c(oof, bundle.clinical)
-    first = _run(bundle, oof)
+    first = _run(bundle, oof, tmp_path)
     decision = first["promotion_decision"]
     assert (decision["alias"], decision["version"]) == ("champion", "1")
     assert decision["new_value"] == pytest.approx(_c(oof, bundle.clinical))
@@ -133,9 +140,12 @@ def test_run_registers_the_bundled_model_and_promotes_by_metric(
     predictions = champion.predict(frame)
     assert predictions["risk"].notna().all()
 
-    # Same cohort, a worse out-of-fold ranking → challenger; the champion stays.
-    decision = _run(bundle, worse)["promotion_decision"]
+    # Same cohort and folds, a worse out-of-fold ranking → paired comparison (with the
+    # predictions the first run logged) → challenger; the champion stays.
+    decision = _run(bundle, worse, tmp_path)["promotion_decision"]
     assert (decision["alias"], decision["version"]) == ("challenger", "2")
+    assert decision["comparison"] == "paired"
+    assert decision["delta"] == pytest.approx(_c(worse, bundle.clinical) - _c(oof, bundle.clinical))
     assert decision["champion_value"] == pytest.approx(_c(oof, bundle.clinical))
     assert str(store.get_model_version_by_alias("tle_transeprelap", "champion").version) == "1"
     again = mlflow.pyfunc.load_model("models:/tle_transeprelap@champion").predict(frame)
@@ -181,3 +191,9 @@ def test_registry_params_reject_unknown_keys_and_negative_margins() -> None:
         RegistryParams(modelname="x")
     with pytest.raises(ValueError, match="margin"):
         RegistryParams(margin=-0.1)
+
+
+def test_validation_predictions_are_logged_where_promotion_reads_them() -> None:
+    entry = _yaml("catalog_registry.yml")["validation_predictions"]
+    logged = f"{entry['artifact_path']}/{Path(entry['dataset']['filepath']).name}"
+    assert logged == PREDICTIONS_ARTIFACT

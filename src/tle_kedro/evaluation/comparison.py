@@ -36,6 +36,7 @@ from tle_kedro.evaluation.repeats import (
     align_repeats,
     nadeau_bengio_deltas,
 )
+from tle_kedro.evaluation.weak_calibration import calibration_at
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,18 @@ COMPARISON_COLUMNS = (
     "auc_24",
     "ibs",
     "ici_12",
+    "cal_slope_12",
+    "cal_slope_12_lo",
+    "cal_slope_12_hi",
+    "cal_intercept_12",
+    "cal_intercept_12_lo",
+    "cal_intercept_12_hi",
+    "cal_slope_24",
+    "cal_slope_24_lo",
+    "cal_slope_24_hi",
+    "cal_intercept_24",
+    "cal_intercept_24_lo",
+    "cal_intercept_24_hi",
     "delta_c_vs_transeprelap",
     "delta_lo",
     "delta_hi",
@@ -58,6 +71,7 @@ COMPARISON_COLUMNS = (
     "delta_nb_lo",
     "delta_nb_hi",
 )
+DELTA_COLUMNS = COMPARISON_COLUMNS[COMPARISON_COLUMNS.index("delta_c_vs_transeprelap") :]
 INTERVAL_COLUMNS = ("model", "metric", "estimate", "lo", "hi", "n_valid", "n_skipped")
 
 
@@ -134,6 +148,22 @@ def _secondary_samples(
     return out
 
 
+def _weak_calibration(
+    data: EvalData, counts: np.ndarray, times: Sequence[float]
+) -> dict[str, np.ndarray]:
+    """``cal_slope_<t>`` / ``cal_intercept_<t>`` → (M, B) on every resample ``counts (B, n)``
+    (predictions averaged over repeats, as for the other probability metrics)."""
+    out: dict[str, np.ndarray] = {}
+    for t in times:
+        per_model = [
+            calibration_at(data.surv_at(m, t), data.time, data.event, t, counts)
+            for m in range(len(data.models))
+        ]
+        for key in ("slope", "intercept"):
+            out[f"cal_{key}_{t:g}"] = np.stack([p[key] for p in per_model])
+    return out
+
+
 def _repeat_mean_c(
     data: EvalData, preds: RepeatedPredictions, counts: np.ndarray, tau: float
 ) -> dict[str, np.ndarray]:
@@ -159,7 +189,7 @@ def _delta_columns(
     reference: str,
     level: float,
 ) -> pd.DataFrame:
-    cols = list(COMPARISON_COLUMNS[11:])
+    cols = list(DELTA_COLUMNS)
     if reference not in data.models:
         logger.warning("reference model %r absent: no paired Δ C", reference)
         return pd.DataFrame(np.nan, index=list(data.models), columns=cols)
@@ -188,6 +218,7 @@ def evaluate_models(
     n_groups: int = 5,
     level: float = 0.95,
     reference_model: str = "transeprelap",
+    calibration_times: Sequence[float] = (12.0, 24.0),
 ) -> EvaluationResult:
     """Compute the comparison table, all intervals and calibration groups.
 
@@ -196,16 +227,22 @@ def evaluate_models(
     repeats too); the paired Δ C also gets the Nadeau–Bengio corrected t interval over
     (repeat, fold) (``delta_nb*``). AUC(t) and IBS loop sksurv over the first
     ``n_boot_secondary`` of the same resamples (0 = no intervals for them); ICI is a point
-    estimate only (one Cox fit per resample would be too slow). All models share resamples.
+    estimate only (one Cox fit per resample would be too slow). The calibration slope and
+    intercept at each of ``calibration_times`` (:mod:`.weak_calibration`) use all ``n_boot``
+    resamples (a vectorised kernel). All models share resamples.
     """
     data = prepare_eval_data(oof, clinical, reference_model)
     preds = align_repeats(oof, data)
     points = point_metrics(data, tau, auc_times, ibs_range)
     n = len(data.time)
-    for metric, c in _repeat_mean_c(data, preds, np.ones((1, n)), tau).items():
+    ones = np.ones((1, n))
+    cal_points = _weak_calibration(data, ones, calibration_times)
+    for metric, c in (_repeat_mean_c(data, preds, ones, tau) | cal_points).items():
         points[metric] = c[:, 0]
     indices = bs.resample_indices(n, n_boot, seed)
-    samples = _repeat_mean_c(data, preds, bs.resample_counts(indices, n), tau)
+    counts = bs.resample_counts(indices, n)
+    samples = _repeat_mean_c(data, preds, counts, tau)
+    samples |= _weak_calibration(data, counts, calibration_times)
     if n_boot_secondary > 0:
         grid = ibs_grid(data.surv_times, ibs_range)
         samples |= _secondary_samples(data, indices[:n_boot_secondary], auc_times, grid)
@@ -225,7 +262,7 @@ def evaluate_models(
     deltas = _delta_columns(
         data, preds, points["harrell_c"], samples["harrell_c"], reference_model, level
     )
-    table = _assemble(data, points, intervals, ici_series, deltas)
+    table = _assemble(data, points, intervals, ici_series, deltas, list(cal_points))
     if ground_truth is not None:
         table["oracle_c"] = oracle_c(ground_truth, data)
         table["gap_to_oracle"] = table["oracle_c"] - table["harrell_c"]
@@ -238,16 +275,19 @@ def _assemble(
     intervals: pd.DataFrame,
     ici: pd.Series,
     deltas: pd.DataFrame,
+    calibration_metrics: Sequence[str],
 ) -> pd.DataFrame:
     wide = intervals.pivot(index="model", columns="metric", values=["lo", "hi"])
     table = points.copy()
-    for metric in ("harrell_c", "uno_c"):
+    with_interval = ("harrell_c", "uno_c", *calibration_metrics)
+    for metric in with_interval:
         table[f"{metric}_lo"] = wide[("lo", metric)]
         table[f"{metric}_hi"] = wide[("hi", metric)]
     table[str(ici.name)] = ici
     table = table.join(deltas).loc[list(data.models)].reset_index()
     auc_cols = [c for c in points.columns if c.startswith("auc_")]
-    order = [*COMPARISON_COLUMNS[:7], *auc_cols, "ibs", str(ici.name), *COMPARISON_COLUMNS[11:]]
+    cal_cols = [f"{m}{suffix}" for m in calibration_metrics for suffix in ("", "_lo", "_hi")]
+    order = [*COMPARISON_COLUMNS[:7], *auc_cols, "ibs", str(ici.name), *cal_cols, *DELTA_COLUMNS]
     return table[order]
 
 

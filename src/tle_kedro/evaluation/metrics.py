@@ -11,9 +11,14 @@ this module only aligns predictions with outcomes and fixes the conventions:
 - The censoring distribution used by the IPCW metrics (Uno's C, AUC, Brier) is the
   Kaplan–Meier estimate of censoring on the **same evaluated cohort** (there is no separate
   training set for out-of-fold predictions).
-- The integrated Brier score integrates sksurv's Brier score (trapezoid) over every
-  ``surv_<t>`` column present whose ``t`` lies in ``ibs_range``; with only ``surv_12`` and
-  ``surv_24`` that is the mean Brier score over [12, 24] months. The grid used is logged.
+- The integrated Brier score is sksurv's ``integrated_brier_score`` (trapezoid of the Brier
+  score over a time grid) over every ``surv_<t>`` column present whose ``t`` lies in
+  ``ibs_range``. The grid is the one the predictions carry: a survival curve is known only
+  at its ``surv_<t>`` columns, and any point between them would be an assumption of this
+  module, not a prediction of the model. The fold models store ``surv_12`` and ``surv_24``
+  (``training/cv.py``), so today it is the mean Brier score at 12 and 24 months; stored
+  columns on a finer grid (e.g. the event-time deciles) are used as they are, with no change
+  here (docs/evaluation.md). The grid used is logged.
 - A degenerate sample (no event, a time outside follow-up) gives NaN, never an exception,
   through :func:`safe_metric`; the bootstrap counts those NaNs.
 """
@@ -29,9 +34,9 @@ import numpy as np
 import pandas as pd
 from sksurv.exceptions import NoComparablePairException
 from sksurv.metrics import (
-    brier_score,
     concordance_index_ipcw,
     cumulative_dynamic_auc,
+    integrated_brier_score,
 )
 from sksurv.util import Surv
 
@@ -192,15 +197,15 @@ def ibs_grid(surv_times: np.ndarray, ibs_range: tuple[float, float]) -> np.ndarr
 def integrated_brier(
     time: np.ndarray, event: np.ndarray, surv: np.ndarray, surv_times: np.ndarray
 ) -> float:
-    """Integrated Brier score over ``surv_times`` (trapezoid of sksurv ``brier_score``).
+    """Integrated Brier score over ``surv_times`` (sksurv ``integrated_brier_score``).
 
     Args:
-        time, event: (n,) outcomes.
-        surv: (n, T) predicted S(t | x) at ``surv_times`` (T ≥ 2, increasing months).
+        time, event: (n,) outcomes; censoring is estimated on the same patients.
+        surv: (n, T) predicted S(t | x) at ``surv_times`` (T ≥ 2, increasing months, all
+            inside the follow-up, else sksurv raises a ValueError).
     """
     y = Surv.from_arrays(event.astype(bool), time)
-    _, scores = brier_score(y, y, surv, surv_times)
-    return float(np.trapezoid(scores, surv_times) / (surv_times[-1] - surv_times[0]))
+    return float(integrated_brier_score(y, y, surv, surv_times))
 
 
 def point_metrics(

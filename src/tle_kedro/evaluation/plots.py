@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -118,6 +119,33 @@ def calibration_plot(groups: Mapping[str, pd.DataFrame], t: float = 12.0) -> Fig
     fig.suptitle(
         f"Calibration at {t:g} months: {n_groups} groups of predicted risk, KM observed ± 95 % CI"
     )
+    return fig
+
+
+def decision_curve_plot(
+    curve: pd.DataFrame, t: float = 12.0, highlight: str = "transeprelap"
+) -> Figure:
+    """Net benefit against threshold probability for every model, treat-all and treat-none.
+
+    Args:
+        curve: long table of ``decision_curve.decision_curve`` (model, threshold, net_benefit).
+    """
+    fig = Figure(figsize=(8.5, 5.2), layout="constrained")
+    ax = fig.add_subplot()
+    styles: dict[str, dict[str, Any]] = {
+        "treat_all": {"color": "black", "linestyle": "--", "linewidth": 1.2},
+        "treat_none": {"color": "0.5", "linestyle": ":", "linewidth": 1.2},
+    }
+    for name, g in curve.groupby("model", sort=False):
+        style = styles.get(str(name), {"linewidth": 2.6 if name == highlight else 1.2})
+        ax.plot(g["threshold"], g["net_benefit"], label=str(name), **style)
+    prevalence = curve.loc[curve["model"] == "treat_all", "net_benefit"].max()
+    ax.set_ylim(-0.05, max(0.05, float(prevalence)) * 1.15)
+    ax.set_xlabel(f"Threshold probability of recurrence by {t:g} months")
+    ax.set_ylabel("Net benefit (true positives per patient, unitless)")
+    ax.set_title(f"Decision curves at {t:g} months (Kaplan–Meier net benefit, out-of-fold)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="upper right", ncols=2)
     return fig
 
 

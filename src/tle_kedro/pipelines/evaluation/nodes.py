@@ -16,9 +16,11 @@ from tle_kedro.evaluation import (
     evaluate_models,
     to_markdown,
 )
+from tle_kedro.evaluation.decision_curve import model_decision_curve, threshold_grid
 from tle_kedro.evaluation.plots import (
     calibration_plot,
     clinical_baseline_figure,
+    decision_curve_plot,
     forest_plot,
     km_risk_groups_plot,
     time_dependent_auc_plot,
@@ -41,6 +43,9 @@ class EvaluationParams(BaseModel):
     n_groups: int = Field(5, ge=2)
     level: float = Field(0.95, gt=0, lt=1)
     reference_model: str = "transeprelap"
+    calibration_times: tuple[float, ...] = (12.0, 24.0)
+    decision_time: float = Field(12.0, gt=0)
+    decision_thresholds: tuple[float, float, float] = (0.02, 0.6, 0.02)
 
 
 def evaluate(
@@ -66,6 +71,7 @@ def evaluate(
         n_groups=p.n_groups,
         level=p.level,
         reference_model=p.reference_model,
+        calibration_times=p.calibration_times,
     )
     logger.info("Model comparison (out-of-fold):\n%s", to_markdown(result.comparison))
     return result
@@ -97,6 +103,16 @@ def report_plots(result: EvaluationResult, params: dict[str, Any]) -> tuple[Figu
         calibration_plot(result.calibration, t=p.calibration_time),
         time_dependent_auc_plot(data.time, data.event, risks, highlight=data.models[reference]),
     )
+
+
+def report_decision_curve(
+    result: EvaluationResult, params: dict[str, Any]
+) -> tuple[pd.DataFrame, Figure]:
+    """Net benefit per model and threshold (table) and the decision curves (figure)."""
+    p = EvaluationParams(**params)
+    thresholds = threshold_grid(*p.decision_thresholds).tolist()
+    curve = model_decision_curve(result.data, p.decision_time, thresholds)
+    return curve, decision_curve_plot(curve, t=p.decision_time, highlight=p.reference_model)
 
 
 def baseline_table(clinical_validated: pd.DataFrame) -> tuple[pd.DataFrame, Figure]:

@@ -44,6 +44,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="report_plots",
             ),
             Node(
+                nodes.report_decision_curve,
+                inputs=["evaluation_result", "params:evaluation"],
+                outputs=["decision_curve_12m", "decision_curve_12m_plot"],
+                name="report_decision_curve",
+            ),
+            Node(
                 nodes.baseline_table,
                 inputs="clinical_validated",
                 outputs=["clinical_baseline_table", "clinical_baseline_plot"],

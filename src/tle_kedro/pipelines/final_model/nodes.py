@@ -11,7 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.data.regions import crop_grid_affine
-from tle_kedro.registry.promotion import cohort_fingerprint, promote_run_model, validation_metric
+from tle_kedro.registry.promotion import (
+    PairedSettings,
+    cohort_fingerprint,
+    fold_fingerprint,
+    promote_run_model,
+    validation_metric,
+    validation_predictions,
+)
 from tle_kedro.registry.pyfunc import TLESurvivalModel, risk_groups
 from tle_kedro.training.cv import CVData
 from tle_kedro.training.final import fit_final_model
@@ -32,6 +39,9 @@ class RegistryParams(BaseModel):
     ] = "transeprelap"
     metric: Literal["harrell_c"] = "harrell_c"
     margin: float = Field(0.0, ge=0.0)
+    paired_n_boot: int = Field(1000, ge=100)
+    paired_level: float = Field(0.95, gt=0, lt=1)
+    paired_seed: int = 0
     risk_group_threshold: Literal["oof_probability", "final_training"] = "oof_probability"
 
 
@@ -109,6 +119,9 @@ def bundle_model(
             oof_predictions, clinical_validated, reg.model, reg.metric
         ),
         "validation_cohort": cohort_fingerprint(clinical_validated),
+        "validation_folds": fold_fingerprint(
+            validation_predictions(oof_predictions, clinical_validated, reg.model)
+        ),
         "risk_threshold": groups.threshold,
         "risk_threshold_p12": groups.p12_threshold,
         "risk_threshold_source": groups.source,
@@ -117,10 +130,23 @@ def bundle_model(
     return TLESurvivalModel(final_model, params, groups, info=card), card
 
 
+def select_validation_predictions(
+    oof_predictions: pd.DataFrame, clinical_validated: pd.DataFrame, registry: dict[str, Any]
+) -> pd.DataFrame:
+    """The registered model's out-of-fold rows, patients as cohort positions (logged, so a
+    later run on the same cohort can pair with them; no participant id reaches MLflow)."""
+    model = RegistryParams(**registry).model
+    return validation_predictions(oof_predictions, clinical_validated, model)
+
+
 def promote_model(
-    final_model_card: dict[str, Any], registry: dict[str, Any]
+    final_model_card: dict[str, Any],
+    predictions: pd.DataFrame,
+    clinical_validated: pd.DataFrame,
+    registry: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
-    """Champion if it beats the current champion by > margin, else challenger; both numbers."""
+    """Champion if it beats the current champion by > margin (paired ΔC lower bound on the
+    same cohort and folds, else the recorded values), else challenger; both numbers."""
     reg = RegistryParams(**registry)
     decision = promote_run_model(
         reg.model_name,
@@ -128,6 +154,10 @@ def promote_model(
         metric=reg.metric,
         margin=reg.margin,
         cohort=final_model_card.get("validation_cohort"),
+        folds=final_model_card.get("validation_folds"),
+        predictions=predictions,
+        clinical=clinical_validated,
+        paired=PairedSettings(reg.paired_n_boot, reg.paired_level, reg.paired_seed),
     )
     logger.info("promotion: %s", decision.as_dict())
     metrics = {f"new_{reg.metric}": decision.new_value}  # prefix "registry." in the catalog
@@ -135,4 +165,6 @@ def promote_model(
         metrics[f"champion_{reg.metric}"] = decision.champion_value
     if decision.alias is not None:
         metrics["promoted_to_champion"] = float(decision.alias == "champion")
+    paired = {"paired_delta": decision.delta, "paired_delta_lo": decision.delta_lo}
+    metrics |= {k: v for k, v in paired.items() if v is not None and np.isfinite(v)}
     return decision.as_dict(), {k: {"value": v, "step": 0} for k, v in metrics.items()}

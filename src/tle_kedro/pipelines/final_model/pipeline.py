@@ -45,8 +45,19 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                 name="log_and_register_model",
             ),
             Node(
+                nodes.select_validation_predictions,
+                inputs=["oof_predictions", "clinical_validated", "params:registry"],
+                outputs="validation_predictions",
+                name="select_validation_predictions",
+            ),
+            Node(
                 nodes.promote_model,
-                inputs=["final_model_card", "params:registry"],
+                inputs=[
+                    "final_model_card",
+                    "validation_predictions",
+                    "clinical_validated",
+                    "params:registry",
+                ],
                 outputs=["promotion_decision", "promotion_metrics"],
                 name="promote_model",
             ),
