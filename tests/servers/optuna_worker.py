@@ -35,6 +35,7 @@ from tests.training import tiny_cohort, use_tiny_fit_loop
 from tle_kedro.features.clinical import ClinicalTokenizer
 from tle_kedro.training import tuning
 from tle_kedro.training.config import TrainConfig, TuningConfig, parse_section
+from tle_kedro.training.fit import FitInputs
 from tle_kedro.training.tuning import fold_study_name, tune_hyperparameters
 
 N_PATIENTS = 16
@@ -86,7 +87,7 @@ def main(argv: list[str]) -> None:
         wait_at_barrier(Path(barrier))
     study_name = fold_study_name(config.study_name, 0, 0)
     with one_torch_thread():
-        result = tune_hyperparameters(
+        inputs = FitInputs(
             "tiny",
             None,
             train,
@@ -94,6 +95,9 @@ def main(argv: list[str]) -> None:
             cohort.images,
             cohort.clinical,
             ClinicalTokenizer(),
+        )
+        result = tune_hyperparameters(
+            inputs,
             config,
             study_name=study_name,
             log_to_mlflow=False,
