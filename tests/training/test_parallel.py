@@ -118,11 +118,11 @@ def test_a_failing_unit_stops_the_run_with_its_error() -> None:
 def test_workers_auto_is_one_per_core_on_cpu_and_one_on_a_gpu(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(parallel, "_cpu_count", lambda: 2)
+    monkeypatch.setattr(parallel, "available_cores", lambda: 2)
     monkeypatch.setattr(parallel.torch.cuda, "is_available", lambda: False)
     assert parallel.resolve_workers("auto", "auto") == 2
     assert parallel.resolve_workers("auto", "cuda") == 1
-    monkeypatch.setattr(parallel, "_cpu_count", lambda: 64)
+    monkeypatch.setattr(parallel, "available_cores", lambda: 64)
     assert parallel.resolve_workers("auto", "cpu") == parallel.MAX_AUTO_WORKERS
     assert parallel.resolve_workers(3, "cuda") == 3
     with pytest.raises(ValueError, match="workers must be"):

@@ -40,10 +40,10 @@ def resolve_workers(workers: int | Literal["auto"], device: str) -> int:
         return int(workers)
     if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
         return 1
-    return max(1, min(MAX_AUTO_WORKERS, _cpu_count()))
+    return max(1, min(MAX_AUTO_WORKERS, available_cores()))
 
 
-def _cpu_count() -> int:
+def available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from tle_kedro.data.exclusions import Reason, exclusion_row, exclusions_frame
 from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.data.regions import crop_grid_affine
+from tle_kedro.training.parallel import available_cores
 from tle_kedro.transforms.cache import SubjectCache, SubjectResult, cache_key
 from tle_kedro.transforms.io import UnusableImageError, load_volume
 from tle_kedro.transforms.params import PreprocessingParams
@@ -297,7 +298,7 @@ def preprocess_cohort_qc(
     try:
         for pid in ids:
             entry = paths.loc[pid] if pid in paths.index else None
-            result = _cached_subject(pid, entry, cache, params, rows, computed)
+            result = _subject_result(pid, entry, params, rows, computed)
             if result is None:
                 continue
             quality.append(_quality_row(pid, result))
@@ -317,11 +318,7 @@ def preprocess_cohort_qc(
 
 def preprocessing_workers(params: PreprocessingParams, n_subjects: int) -> int:
     """Worker processes for ``n_subjects`` registrations: ``auto`` = one per CPU core."""
-    import os
-
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    auto = available or os.cpu_count() or 1
-    wanted = auto if params.workers == "auto" else int(params.workers)
+    wanted = available_cores() if params.workers == "auto" else int(params.workers)
     return max(1, min(wanted, n_subjects))
 
 
@@ -390,16 +387,15 @@ def _quality_row(pid: str, result: SubjectResult) -> dict[str, object]:
     }
 
 
-def _cached_subject(
+def _subject_result(
     pid: str,
     entry: pd.Series | None,
-    cache: SubjectCache,
     params: PreprocessingParams,
     rows: list[dict[str, str]],
-    computed: dict[str, SubjectResult] | None = None,
+    computed: dict[str, SubjectResult],
 ) -> SubjectResult | None:
-    """One patient's result (``computed`` or cache first); appends its exclusion rows;
-    None = no folder.
+    """One patient's result from ``computed`` (:func:`_compute_missing`: cached or just
+    registered); appends its exclusion rows; None = no folder.
 
     A file that discovery refused (ambiguous, outside the cohort, a broken link) reaches
     preprocessing as "no file"; its own reason replaces ``missing_modality`` in the report.
@@ -410,10 +406,7 @@ def _cached_subject(
         return None
     t1_path, pet_path = files
     key = cache_key(t1_path, pet_path, params.fingerprint())
-    result = computed.get(key) if computed is not None else cache.get(key)
-    if result is None:
-        result = preprocess_subject(t1_path, pet_path, params)
-        cache.put(key, result)
+    result = computed[key]
     refused = {
         modality: (reason, _cell(entry, f"{modality.lower()}_detail"))
         for modality in ("T1", "PET")
