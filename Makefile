@@ -39,8 +39,9 @@ lint: setup
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy src
 
+# Two processes (pytest-xdist): the shared real runs in one, the other modules spread over both.
 test: lint
-	$(BIN)/pytest --cov --cov-report=term -q
+	$(BIN)/pytest -n 2 --dist loadgroup --cov --cov-report=term -q
 
 # Retake the browser screenshots the docs embed (docs/img/); `make test` writes them to build/.
 screenshots: setup

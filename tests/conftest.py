@@ -26,9 +26,43 @@ DATA_LAYERS = (
 )
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two test processes on a 2-core machine: one torch thread each (and in the kedro runs
+    # they start), or the intra-op threads of both spin-wait for the same cores.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
 # PostgreSQL, the MLflow tracking server and a run through it, shared by tests/servers/ and
 # the browser tests (a plugin: fixtures of one folder are not visible in another).
 pytest_plugins = ("tests.servers.fixtures",)
+
+
+# Session fixtures that start real runs or servers. `make test` runs the suite in two
+# processes (pytest-xdist, --dist loadgroup): every test using one of these runs in the same
+# process, so each run and server starts once; every other module stays whole in one process,
+# so its module fixtures run once too.
+SHARED_RUN_FIXTURES = frozenset(
+    {
+        "smoke_run",
+        "server_run",
+        "postgres",
+        "mlflow_tracking_server",
+        "viz_server",
+        "mlflow_server",
+        "browser",
+    }
+)
+
+
+def xdist_group_of(fixturenames: Iterator[str] | list[str], module: str) -> str:
+    """The pytest-xdist group of a test: ``shared-runs`` or its module."""
+    return "shared-runs" if SHARED_RUN_FIXTURES.intersection(fixturenames) else module
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        group = xdist_group_of(getattr(item, "fixturenames", []), module)
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @contextlib.contextmanager
@@ -85,6 +119,21 @@ def run_kedro_command(
             f"--- stdout ---\n{proc.stdout[-6000:]}\n--- stderr ---\n{proc.stderr[-6000:]}"
         )
     return proc
+
+
+def write_smoke_cohort(target: Path, n_patients: int, seed: int) -> Path:
+    """A synthetic BIDS cohort with conf/smoke's generator settings, drawn in this process
+    (what ``kedro run --env=smoke --pipelines=demo_cohort`` writes, without a kedro start-up).
+    """
+    from kedro.config import OmegaConfigLoader
+
+    from tle_kedro.settings import CONFIG_LOADER_ARGS
+    from tle_synth.api import generate_cohort
+
+    args = {**CONFIG_LOADER_ARGS, "default_run_env": "smoke"}
+    params = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), env="smoke", **args)["parameters"]
+    generate_cohort(params["demo_cohort"], target, seed=seed, n_patients=n_patients)
+    return target
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT_ROOT
-from tle_kedro.training.specs import ALL_MODELS, build_specs, parse_modeling_params
+from tle_kedro.training.specs import ALL_MODELS, DEFAULT_MODELS, build_specs, parse_modeling_params
 
 GRID = (40, 32, 24)
 
@@ -20,7 +20,10 @@ def _project_params() -> dict:
 
 def test_project_parameters_validate_and_list_every_model() -> None:
     params, model, train, _, tuning = parse_modeling_params(_project_params(), GRID)
-    assert tuple(params.models) == ALL_MODELS
+    ablations = {"transeprelap_no_pet", "transeprelap_no_mri", "transeprelap_no_clinical"}
+    # every model but the modality ablations (conf/ablations), in the table's order
+    assert tuple(params.models) == tuple(m for m in ALL_MODELS if m not in ablations)
+    assert tuple(params.models) == DEFAULT_MODELS
     assert model.grid_shape == GRID  # taken from the image tensors, not the YAML
     assert model.region_tokens and model.grid_affine is None
     assert train.batch_size == 16 and train.inner_val_fraction > 0 and train.ensemble == 2
@@ -75,7 +78,7 @@ def test_bad_parameters_name_the_key(patch: dict, message: str) -> None:
         parse_modeling_params(raw, GRID)
 
 
-@pytest.mark.parametrize("env", ["paper", "tuning", "smoke"])
+@pytest.mark.parametrize("env", ["paper", "tuning", "smoke", "ablations"])
 def test_every_environment_merges_into_valid_parameters(env: str) -> None:
     from kedro.config import OmegaConfigLoader
 
@@ -86,10 +89,25 @@ def test_every_environment_merges_into_valid_parameters(env: str) -> None:
         str(PROJECT_ROOT / "conf"), env=env, **{**CONFIG_LOADER_ARGS, "default_run_env": env}
     )
     raw = loader["parameters"]["modeling"]
-    _, model, train, _, tuning = parse_modeling_params(raw, (40, 32, 24))
+    params, model, train, _, tuning = parse_modeling_params(raw, (40, 32, 24))
     if env == "paper":
         # tuning must not shrink the full-size model back to the CPU search space
         assert set(tuning.search_space["model.d_model"].choices or []) == {128, 256}
         assert model.d_model == 256 and model.widths == (64, 128, 256, 512)
         assert base_point(dict(tuning.search_space), model, train) is not None
         assert train.augment.backend == "torchio" and train.inner_val_fraction > 0
+    if env == "ablations":
+        # the default comparison plus the three modality ablations, each one switch off
+        base = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), env="base",
+                                 **{**CONFIG_LOADER_ARGS, "default_run_env": "base"})  # fmt: skip
+        default = set(base["parameters"]["modeling"]["models"])
+        names = set(params.models)
+        assert default < names
+        assert names - default == {
+            "transeprelap_no_pet", "transeprelap_no_mri", "transeprelap_no_clinical"
+        }  # fmt: skip
+        specs = build_specs(list(params.models), model, train)
+        off = {s.name: s.model_config for s in specs if s.name in names - default}
+        assert not off["transeprelap_no_pet"].use_pet and off["transeprelap_no_pet"].use_t1
+        assert not off["transeprelap_no_mri"].use_t1 and off["transeprelap_no_mri"].use_pet
+        assert not off["transeprelap_no_clinical"].use_clinical

@@ -62,13 +62,16 @@ _ABLATIONS: dict[str, dict[str, bool]] = {
     # images and clinical data through attention only: no region measures at all
     "transeprelap_no_region_tokens": {"region_tokens": False, "region_linear": False},
 }
+# The modality ablations run on request (conf/ablations): the default run fits the others.
+MODALITY_ABLATIONS = ("transeprelap_no_pet", "transeprelap_no_mri", "transeprelap_no_clinical")
+DEFAULT_MODELS: tuple[str, ...] = tuple(m for m in ALL_MODELS if m not in MODALITY_ABLATIONS)
 
 
 class ModelingParams(BaseModel):
     """``modeling:`` in parameters_modeling.yml (sections validated by their own models)."""
 
     model_config = ConfigDict(extra="forbid")
-    models: list[ModelName] = Field(default_factory=lambda: list(ALL_MODELS), min_length=1)  # type: ignore[arg-type]
+    models: list[ModelName] = Field(default_factory=lambda: list(DEFAULT_MODELS), min_length=1)  # type: ignore[arg-type]
     model: dict[str, Any] = Field(default_factory=dict)
     train: dict[str, Any] = Field(default_factory=dict)
     classical: dict[str, Any] = Field(default_factory=dict)
