@@ -47,8 +47,11 @@ def _copy_layers(source: Path, target: Path, layers: list[str]) -> None:
 def _trials(project: Path, db: str = "optuna.db") -> dict[str, list[tuple[dict, float | None]]]:
     """``study -> [(params, value), ...]`` in trial order."""
     storage = f"sqlite:///{project / 'data/06_models' / db}"
+    names = sorted(optuna.get_all_study_names(storage))
+    # one study per fold, named <fold study>-<study key>: same data and code, same key
+    assert [n.rsplit("-", 1)[0] for n in names] == STUDIES
     out = {}
-    for name in STUDIES:
+    for name in names:
         study = optuna.load_study(study_name=name, storage=storage)
         out[name] = [(t.params, t.value) for t in study.trials]
     return out

@@ -105,7 +105,9 @@ def main(argv: list[str]) -> None:
     trials = [
         {"number": t.number, "state": t.state.name, "params": t.params} for t in result.trials
     ]
-    out.write_text(json.dumps({"pid": os.getpid(), "study_name": study_name, "trials": trials}))
+    out.write_text(
+        json.dumps({"pid": os.getpid(), "study_name": result.study_name, "trials": trials})
+    )
 
 
 if __name__ == "__main__":

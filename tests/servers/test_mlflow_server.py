@@ -74,9 +74,9 @@ def test_the_final_models_study_is_in_the_postgresql_storage(server_run: ServerR
     client = client_of(server_run)
     run = client.get_run(client.get_model_version_by_alias(MODEL, "champion").run_id)
     assert run.data.params["modeling.tuning.storage"] == server_run.storage
-    study = optuna.load_study(
-        study_name=final_study_name("transeprelap"), storage=server_run.storage
-    )
+    prefix = final_study_name("transeprelap") + "-"  # then the study key
+    (name,) = [n for n in optuna.get_all_study_names(server_run.storage) if n.startswith(prefix)]
+    study = optuna.load_study(study_name=name, storage=server_run.storage)
     assert study.trials and all(t.state.is_finished() for t in study.trials)
 
 

@@ -139,7 +139,9 @@ def test_a_killed_workers_trial_is_failed_by_the_heartbeat_and_retried(
                             env={"TLE_WORKER_BARRIER": str(barrier)})  # fmt: skip
     try:
         wait_for(marker, doomed, "its first trial started")
-        name = f"{study}-r0-f0"
+        (name,) = [
+            n for n in optuna.get_all_study_names(storage) if n.startswith(f"{study}-r0-f0-")
+        ]
         (running,) = optuna.load_study(study_name=name, storage=storage).trials
         assert running.state == TrialState.RUNNING
         doomed.send_signal(signal.SIGKILL)  # no cleanup, no last heartbeat

@@ -88,7 +88,7 @@ def _compare_workers(tmp_path: object) -> None:
         got = sorted((r.model, r.fold) for r in reports[workers])
         assert got == sorted((s.name, f) for s in SPECS for f in (0, 1))
         assert all(isinstance(r, FoldReport) for r in reports[workers])
-        assert sorted(s.study_name for s in studies[workers]) == [
+        assert sorted(s.study_name.rsplit("-", 1)[0] for s in studies[workers]) == [
             "transeprelap-r0-f0",
             "transeprelap-r0-f1",
         ]

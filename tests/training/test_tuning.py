@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +52,71 @@ def _inputs(train: TrainConfig) -> FitInputs:
     return FitInputs("tiny", None, train, IDS, COHORT.images, COHORT.clinical, ClinicalTokenizer())
 
 
+def _only_study(tmp_path: Path) -> optuna.Study:
+    """The one study in the test storage (its name ends in the study key)."""
+    storage = f"sqlite:///{tmp_path}/sub/optuna.db"
+    (name,) = optuna.get_all_study_names(storage)
+    assert name.startswith("s-r0-f1-") and len(name) == len("s-r0-f1-") + tuning.KEY_LENGTH
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def _key(inputs: FitInputs | None = None, **tuning_kw: Any) -> str:
+    train = TrainConfig(**ONE_NETWORK, epochs=3, device="cpu", progress=False)
+    return tuning.study_key(inputs or _inputs(train), TuningConfig(**tuning_kw))
+
+
+def test_the_study_key_follows_what_the_trials_are_scored_on() -> None:
+    train = TrainConfig(**ONE_NETWORK, epochs=3, device="cpu", progress=False)
+    base = _inputs(train)
+    key = _key(base)
+    assert len(key) == tuning.KEY_LENGTH and key == _key(_inputs(train))  # deterministic
+    # the same study for workers with their own seeds, budgets, storages, devices
+    assert _key(base, seed=1001, n_trials=40, timeout_s=None, storage="sqlite:///x.db") == key
+    quiet = train.model_copy(update={"progress": True, "device": "cuda"})
+    assert _key(base.with_configs(None, quiet)) == key
+    assert _key(replace(base, train_ids=list(reversed(IDS)))) == key  # a set of patients
+    # another study for anything that changes a trial's score
+    images = COHORT.images
+    volumes = images.volumes.copy()
+    volumes[IDS.index(IDS[3]), 1, 2, 2, 2] += 1.0
+    clinical = COHORT.clinical.copy()
+    clinical.loc[clinical["participant_id"] == IDS[5], "time_months"] += 1.0
+    other = {
+        "fewer patients": replace(base, train_ids=IDS[1:]),
+        "another image": replace(base, image_tensors=replace(images, volumes=volumes)),
+        "another outcome": replace(base, table=clinical),
+        "another lr": base.with_configs(None, train.model_copy(update={"lr": 0.02})),
+        "another model": base.with_configs({"d_model": 8}, train),
+        "another kind": replace(base, kind="resnet_image"),
+    }
+    keys = {what: _key(inputs) for what, inputs in other.items()}
+    keys["another trial length"] = _key(base, epochs=4)
+    keys["another space"] = _key(base, search_space={"train.lr": ParamRange(low=1e-4, high=1e-2)})
+    assert key not in keys.values() and len(set(keys.values())) == len(keys), keys
+
+
+def test_a_study_on_other_patients_is_not_resumed(tmp_path: Path) -> None:
+    first = _tune(tmp_path)
+    storage = f"sqlite:///{tmp_path}/sub/optuna.db"
+    config = TuningConfig(storage=storage, study_name="s", search_space=SPACE, n_trials=1,
+                          epochs=3, pruner_warmup_epochs=0)  # fmt: skip
+    train = TrainConfig(
+        **ONE_NETWORK, epochs=3, lr=1e-3, warmup_epochs=0, device="cpu", progress=False
+    )
+    fewer = replace(_inputs(train), train_ids=IDS[2:])
+    second = tune_hyperparameters(fewer, config, study_name=fold_study_name("s", 0, 1))
+    assert second.study_name != first.study_name and second.n_trials == 1
+    assert sorted(optuna.get_all_study_names(storage)) == sorted(
+        [first.study_name, second.study_name]
+    )
+    assert len(optuna.load_study(study_name=first.study_name, storage=storage).trials) == 2
+
+
 def test_an_interrupted_study_resumes_in_its_storage(tmp_path: Path) -> None:
     first = _tune(tmp_path)
-    assert first.study_name == "s-r0-f1" and first.n_trials == 2
+    assert first.study_name.startswith("s-r0-f1-") and first.n_trials == 2
     second = _tune(tmp_path)
-    study = optuna.load_study(study_name="s-r0-f1", storage=f"sqlite:///{tmp_path}/sub/optuna.db")
+    study = _only_study(tmp_path)
     assert len(study.trials) == 4 and second.n_trials == 4
     assert second.train_config.lr == study.best_params["train.lr"]
     assert second.train_config.epochs == 3  # the base length, not the trial length
@@ -63,7 +124,7 @@ def test_an_interrupted_study_resumes_in_its_storage(tmp_path: Path) -> None:
 
 def test_trials_report_every_epoch_for_the_pruner(tmp_path: Path) -> None:
     _tune(tmp_path, n_trials=1)
-    study = optuna.load_study(study_name="s-r0-f1", storage=f"sqlite:///{tmp_path}/sub/optuna.db")
+    study = _only_study(tmp_path)
     trial = study.trials[0]
     assert sorted(trial.intermediate_values) == [0, 1, 2]
     assert trial.value == max(trial.intermediate_values.values())
@@ -74,7 +135,7 @@ def test_a_poor_trial_is_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     real = fit.harrell_c
     monkeypatch.setattr(fit, "harrell_c", lambda r, e, t: next(scores, real(r, e, t)))
     _tune(tmp_path, pruner_startup_trials=1)
-    study = optuna.load_study(study_name="s-r0-f1", storage=f"sqlite:///{tmp_path}/sub/optuna.db")
+    study = _only_study(tmp_path)
     states = [t.state for t in study.trials]
     assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED]
 
@@ -193,7 +254,8 @@ def test_trials_run_elsewhere_are_logged_as_nested_runs_by_the_caller(tmp_path: 
         mlflow.set_tracking_uri(None)
     assert before == 1 + len(result.trials)  # the parent and the live-logged trials only
     names = {r.info.run_name for r in runs}
-    assert "quiet-trial-0" in names and len(runs) == before + 1
+    assert f"{quiet.study_name}-trial-0" in names and len(runs) == before + 1
+    assert quiet.study_name.startswith("quiet-")
 
 
 def test_a_trial_is_scored_by_its_last_epochs_or_its_best_one() -> None:

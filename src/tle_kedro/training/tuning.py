@@ -1,11 +1,17 @@
 """Optuna tuning of a neural model inside a training fold (nested cross-validation).
 
 How tuning meets the outer folds: a study is run **per outer fold** on that fold's training
-patients only (study ``<name>-r{repeat}-f{fold}``); each trial fits on the inner-training part
+patients only (study ``<name>-r{repeat}-f{fold}-<key>``); each trial fits on the inner-training part
 and is scored (and pruned, epoch by epoch, by a median pruner) on the inner validation part.
 Tuning once and reusing the result in other folds would let those folds' test patients shape
 the hyperparameters, so it is not done. The final model gets its own study on all patients
-(``<name>-final``). The default budget is small so this stays cheap on a CPU.
+(``<name>-final-<key>``). The default budget is small so this stays cheap on a CPU.
+
+``<key>`` (:func:`study_key`) fingerprints what the trials measure: the training patients
+(ids, clinical rows, image tensors), the model and training configuration, the trial
+settings and the package version. A study is only ever resumed by a run that would measure
+the same thing: another cohort, fold split, configuration or code version gets a study of
+its own instead of silently reusing trials scored on something else.
 
 Storage is an RDB URL (default ``sqlite:///data/06_models/optuna.db``); the study is created
 once and loaded by every later call: re-running resumes it and adds ``n_trials`` more. To scale
@@ -17,14 +23,19 @@ a parent run is active (otherwise a trial run would be a top-level run that lose
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
+import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from tle_kedro.training.config import ParamRange, TrainConfig, TuningConfig
@@ -43,6 +54,64 @@ def fold_study_name(base: str, repeat: int, fold: int) -> str:
 def final_study_name(base: str) -> str:
     """Study of the final model refitted on every patient: ``<base>-final``."""
     return f"{base}-final"
+
+
+# What changes what a trial measures. Not in the key: the sampler seed, budget (n_trials,
+# timeout), storage, heartbeat and logging, and the device: workers on other machines, with
+# their own seeds and budgets, add trials to one study (docs/scaling_out.md).
+_KEYED_TUNING_FIELDS = {
+    "inner_val_fraction",
+    "score",
+    "epochs",
+    "pruner_startup_trials",
+    "pruner_warmup_epochs",
+    "enqueue_base",
+    "search_space",
+}
+_UNKEYED_TRAIN_FIELDS = {"progress", "device"}
+KEY_LENGTH = 10
+
+
+def _code_version() -> str:
+    try:
+        return metadata.version("tle_kedro")
+    except metadata.PackageNotFoundError:  # pragma: no cover - the package runs installed
+        from tle_kedro import __version__
+
+        return __version__
+
+
+def study_key(inputs: FitInputs, config: TuningConfig) -> str:
+    """Fingerprint (10 hex digits) of what a study's trials are scored on (module docstring).
+
+    Hashes the sorted training ids, their clinical rows and image tensors, the model kind and
+    configuration, the training configuration (not ``progress``/``device``), the trial
+    settings of ``config`` (not its seed, budget or storage) and the package version.
+    """
+    ids = sorted(str(i) for i in inputs.train_ids)
+    digest = hashlib.sha256()
+    described = {
+        "code": _code_version(),
+        "kind": inputs.kind,
+        "model": _dump(inputs.model_config),
+        "train": inputs.train_config.model_dump(mode="json", exclude=_UNKEYED_TRAIN_FIELDS),
+        "tuning": config.model_dump(mode="json", include=_KEYED_TUNING_FIELDS),
+        "train_ids": ids,
+    }
+    digest.update(json.dumps(described, sort_keys=True, default=str).encode())
+    rows = inputs.table.assign(participant_id=inputs.table["participant_id"].astype(str))
+    rows = rows.set_index("participant_id").loc[ids]
+    rows = rows.reindex(columns=sorted(rows.columns, key=str))
+    digest.update(pd.util.hash_pandas_object(rows, index=True).to_numpy().tobytes())
+    index = inputs.image_tensors.index["participant_id"].astype(str).tolist()
+    position = {pid: i for i, pid in enumerate(index)}
+    for pid in ids:  # volumes of the training patients only, in id order
+        digest.update(np.ascontiguousarray(inputs.image_tensors.volumes[position[pid]]).tobytes())
+    return digest.hexdigest()[:KEY_LENGTH]
+
+
+def _dump(config: Any) -> Any:
+    return config.model_dump(mode="json") if isinstance(config, BaseModel) else config
 
 
 @dataclass(frozen=True)
@@ -274,7 +343,8 @@ def tune_hyperparameters(
     study_name: str,
     log_to_mlflow: bool = True,
 ) -> TuningResult:
-    """Run (or resume) ``study_name`` on ``inputs.train_ids`` only; return the best configuration.
+    """Run (or resume) ``<study_name>-<study_key>`` on ``inputs.train_ids`` only; return the
+    best configuration (``result.study_name`` is the keyed name).
 
     Each trial fits ``inputs`` with drawn hyperparameters on the inner-training split of
     its training patients and maximises the best inner-validation Harrell C; it reports val C every
@@ -304,6 +374,7 @@ def tune_hyperparameters(
         warm = min(base_train.warmup_epochs, max(0, config.epochs - 1))
         base_train = base_train.model_copy(update={"epochs": config.epochs, "warmup_epochs": warm})
     apply_params(model_config, base_train, {})  # fail fast on an invalid base
+    study_name = f"{study_name}-{study_key(inputs, config)}"
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, dict(config.search_space))
