@@ -407,3 +407,34 @@ def test_an_error_that_cannot_be_pickled_reaches_the_parent_as_its_message() -> 
         _call_to_bytes(_fails, (), {})
     with pytest.raises(KeyError):  # a picklable error is raised as it is
         _call_to_bytes(dict().__getitem__, ("x",), {})
+
+
+@pytest.mark.parametrize("measures_from", ["augmented", "original"])
+def test_training_batches_carry_the_images_the_measures_come_from(
+    monkeypatch: pytest.MonkeyPatch, measures_from: str
+) -> None:
+    """``augment.measures_from: original``: the model gets the augmented images and, for its
+    region measures, the un-augmented ones; ``augmented``: only the augmented ones."""
+    seen: list[Any] = []
+    real_to_device = fit.to_device
+
+    def shifted(images: torch.Tensor, mask: torch.Tensor, config: object, seed: int) -> Any:
+        return images + 1.0, torch.zeros(images.shape[0], dtype=torch.bool)
+
+    def spy(batch: Any, setup: Any) -> Any:
+        seen.append(batch)
+        return real_to_device(batch, setup)
+
+    monkeypatch.setattr(fit, "augment_batch", shifted)
+    monkeypatch.setattr(fit, "to_device", spy)
+    _fit(_cfg(epochs=1, augment={"measures_from": measures_from}))
+    training = [b for b in seen if b.time is not None]  # (evaluation batches carry no outcomes)
+    assert training
+    originals = {tuple(v.flatten()[:8].tolist()) for v in COHORT.images.volumes}
+    for batch in training:
+        if measures_from == "augmented":
+            assert batch.measure_images is None
+            continue
+        assert batch.measure_images is not None
+        torch.testing.assert_close(batch.images, batch.measure_images + 1.0)
+        assert all(tuple(v.flatten()[:8].tolist()) in originals for v in batch.measure_images)

@@ -61,7 +61,9 @@ class PooledImageFeatures(nn.Module):
             parts += [tokens[m].mean(dim=1) * flag, flag]
             if m in self.measures:
                 channel = MODALITIES.index(m)
-                parts.append(self.measures[m](batch.images, present[:, channel], batch.mirrored))
+                parts.append(
+                    self.measures[m](batch.measure_source, present[:, channel], batch.mirrored)
+                )
         return torch.cat(parts, dim=1)
 
 

@@ -32,6 +32,9 @@ class SurvivalBatch:
         event: (B,) bool recurrence indicator, or None (inference).
         mirrored: (B,) bool, set by ``models.side.IpsilateralView`` inside a model: True
             where the images were mirrored (right-operated); None = never mirrored.
+        measure_images: (B, 2, D, H, W) the images the atlas region measures are computed
+            from when they are not ``images`` (``train.augment.measures_from: original``:
+            the un-augmented images, mirrored like ``images``); None = ``images``.
     """
 
     images: Tensor
@@ -41,6 +44,7 @@ class SurvivalBatch:
     time: Tensor | None = None
     event: Tensor | None = None
     mirrored: Tensor | None = None
+    measure_images: Tensor | None = None
 
     def __post_init__(self) -> None:
         b = self.images.shape[0] if self.images.ndim == 5 else -1
@@ -68,6 +72,16 @@ class SurvivalBatch:
                 raise ValueError(f"SurvivalBatch.{name} must be {dtype}, got {value.dtype}")
         if self.modality_mask.shape[1] != len(MODALITIES):
             raise ValueError(f"modality_mask must be (B, 2), got {tuple(self.modality_mask.shape)}")
+        if self.measure_images is not None and self.measure_images.shape != self.images.shape:
+            raise ValueError(
+                f"SurvivalBatch.measure_images must have the shape of images "
+                f"{tuple(self.images.shape)}, got {tuple(self.measure_images.shape)}"
+            )
+
+    @property
+    def measure_source(self) -> Tensor:
+        """The images the region measures are computed from (``measure_images`` or ``images``)."""
+        return self.images if self.measure_images is None else self.measure_images
 
     @property
     def batch_size(self) -> int:
@@ -91,6 +105,7 @@ class SurvivalBatch:
             clin_cat=self.clin_cat.to(device, non_blocking=non_blocking),
             time=move(self.time),
             event=move(self.event),
+            measure_images=move(self.measure_images),
         )
 
     def select(self, index: Tensor | Sequence[int] | np.ndarray) -> SurvivalBatch:
@@ -103,14 +118,21 @@ class SurvivalBatch:
             clin_cat=self.clin_cat[idx],
             time=None if self.time is None else self.time[idx],
             event=None if self.event is None else self.event[idx],
+            measure_images=None if self.measure_images is None else self.measure_images[idx],
         )
 
-    def with_images(self, images: Tensor, mirrored: Tensor | None = None) -> SurvivalBatch:
+    def with_images(
+        self,
+        images: Tensor,
+        mirrored: Tensor | None = None,
+        measure_images: Tensor | None = None,
+    ) -> SurvivalBatch:
         """A copy with other images (e.g. augmented or mirrored), everything else shared.
 
-        ``mirrored`` (B,) bool marks rows whose images were mirrored left-right.
+        ``mirrored`` (B,) bool marks rows whose images were mirrored left-right;
+        ``measure_images`` are what the region measures see (None = the new ``images``).
         """
-        return replace(self, images=images, mirrored=mirrored)
+        return replace(self, images=images, mirrored=mirrored, measure_images=measure_images)
 
     def with_clin_cat(self, clin_cat: Tensor) -> SurvivalBatch:
         """A copy with other categorical codes (e.g. operative side swapped by a flip)."""

@@ -44,4 +44,8 @@ class IpsilateralView(nn.Module):
     def forward(self, batch: SurvivalBatch) -> Tensor:
         side = batch.clin_cat[:, self.side_index]
         mirrored = side == RIGHT_CODE
-        return self.model(batch.with_images(ipsilateral_images(batch.images, side), mirrored))
+        measured = batch.measure_images
+        if measured is not None:  # mirrored like the images, so the measures un-mirror both
+            measured = ipsilateral_images(measured, side)
+        view = ipsilateral_images(batch.images, side)
+        return self.model(batch.with_images(view, mirrored, measured))

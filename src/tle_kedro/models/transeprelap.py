@@ -156,7 +156,7 @@ class TransEpRelap(nn.Module):
         channel content reaches neither the measures nor the BatchNorm statistics.
         """
         channel = MODALITIES.index(m)
-        z = self.measures[m](batch.images, present[:, channel], batch.mirrored)  # (B, F)
+        z = self.measures[m](batch.measure_source, present[:, channel], batch.mirrored)  # (B, F)
         tokens = self.measure_tokenizers[m](z) * present[:, channel].view(-1, 1, 1).to(z.dtype)
         linear = None
         if m in self.region_linear:

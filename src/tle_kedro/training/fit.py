@@ -48,7 +48,7 @@ from tle_kedro.training.device import DeviceSetup, resolve_device
 from tle_kedro.training.fitted import FittedNeuralModel, predict_log_risk, to_device
 from tle_kedro.training.warm_start import core_model as _core
 from tle_kedro.training.warm_start import warm_start_from_cox
-from tle_kedro.transforms.augment import augment_batch, swap_side_codes
+from tle_kedro.transforms.augment import augment_batch, measure_images, swap_side_codes
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +164,8 @@ def _train_epoch(loop: _Loop, data: SurvivalArrays, sampler: EventBatchSampler) 
         images, flipped = augment_batch(
             batch.images, batch.modality_mask, loop.config.augment, seed
         )
-        batch = batch.with_images(images)
+        measured = measure_images(batch.images, flipped, loop.config.augment)
+        batch = batch.with_images(images, measure_images=measured)
         if loop.side_index is not None:
             batch = batch.with_clin_cat(swap_side_codes(batch.clin_cat, loop.side_index, flipped))
         b = to_device(batch, loop.setup)

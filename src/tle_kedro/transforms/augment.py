@@ -59,6 +59,10 @@ class AugmentConfig(BaseModel):
         flip_probability: probability of a flip per patient when ``flip_lr``.
         p_augment: probability that a patient gets the affine/intensity transforms at all.
         backend: ``torchio`` (per subject, reference) or ``torch`` (batched, fast).
+        measures_from: what the models' atlas region measures are computed from in training:
+            ``augmented`` images, or the ``original`` (un-augmented; flipped when the image
+            was flipped). Intensity augmentation moves regional ratios by several training
+            standard deviations (docs/modeling.md), more than the disease does.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -77,6 +81,7 @@ class AugmentConfig(BaseModel):
     flip_probability: float = Field(0.5, ge=0.0, le=1.0)
     p_augment: float = Field(0.25, ge=0.0, le=1.0)
     backend: Literal["torchio", "torch"] = "torch"
+    measures_from: Literal["augmented", "original"] = "augmented"
 
     @model_validator(mode="after")
     def _check(self) -> AugmentConfig:
@@ -217,6 +222,17 @@ def _augment_subset(x: Tensor, config: AugmentConfig) -> Tensor:
     if transform is None:
         return x
     return torch.stack([_augment_one(transform, v) for v in x])
+
+
+def measure_images(original: Tensor, flipped: Tensor, config: AugmentConfig) -> Tensor | None:
+    """What the region measures of an augmented batch are computed from: None (the augmented
+    images) or, with ``config.measures_from == "original"``, the un-augmented ``original``
+    (B, 2, D, H, W), mirrored left-right where ``flipped`` (B,) so the operative side, which
+    a flip swaps, still names the right hemisphere."""
+    if config.measures_from == "augmented" or not config.enabled:
+        return None
+    mirror = flipped.to(original.device).view(-1, 1, 1, 1, 1)
+    return torch.where(mirror, original.flip(dims=[2]), original)
 
 
 def augment_batch(
