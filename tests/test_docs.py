@@ -24,6 +24,7 @@ SCREENSHOTS = frozenset(
         "docs/img/mlflow_runs.png",
         "docs/img/mlflow_run_metrics.png",
         "docs/img/mlflow_model_champion.png",
+        "docs/img/mlflow_compare_models.png",
     }
 )
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.S | re.M)

@@ -94,7 +94,7 @@ def test_tracking_store_holds_the_run_its_folds_and_metric_history(smoke_run: Pa
         assert 0 < main.data.metrics["eval.transeprelap.harrell_c"] < 1
         assert main.data.metrics["cv.transeprelap.fit_seconds"] > 0
         children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == main.info.run_id]
-        fold_runs = {r.info.run_name for r in children if "model" in r.data.tags}
+        fold_runs = {r.info.run_name for r in children if r.data.tags.get("run_kind") == "fold"}
         assert {f"transeprelap-r0-f{f}" for f in range(3)} <= fold_runs
         assert {f"cox_clinical-r0-f{f}" for f in range(3)} <= fold_runs
         fold_run = next(r for r in children if r.info.run_name == "transeprelap-r0-f0")
@@ -103,6 +103,22 @@ def test_tracking_store_holds_the_run_its_folds_and_metric_history(smoke_run: Pa
         assert "test_harrell_c" in fold_run.data.metrics
         artifacts = {a.path for a in client.list_artifacts(main.info.run_id, "reporting")}
         assert "reporting/comparison_table.csv" in artifacts
+        # One model run per configured model (what MLflow's Compare view lines up): the
+        # parent's eval.<model>.* metrics without the prefix, and the model's configuration.
+        model_runs = [r for r in children if r.data.tags.get("run_kind") == "model"]
+        models = _configured_models(smoke_run)
+        assert sorted(r.info.run_name for r in model_runs) == sorted(models)
+        for run in model_runs:
+            name = run.info.run_name
+            assert run.data.tags["model"] == name
+            assert run.data.metrics["harrell_c"] == main.data.metrics[f"eval.{name}.harrell_c"]
+            parent_keys = {k.removeprefix(f"eval.{name}.") for k in main.data.metrics
+                           if k.startswith(f"eval.{name}.")}  # fmt: skip
+            assert set(run.data.metrics) == parent_keys
+            assert run.data.params["family"]
+        transeprelap = next(r for r in model_runs if r.info.run_name == "transeprelap")
+        assert transeprelap.data.params["kind"] == "transeprelap"
+        assert transeprelap.data.params["train.epochs"] == main.data.params["modeling.train.epochs"]
     finally:
         mlflow.set_tracking_uri(None)
 

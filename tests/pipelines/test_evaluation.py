@@ -22,6 +22,8 @@ PARAMS = {
     "decision_thresholds": [0.1, 0.5, 0.1],
 }
 
+MODELING_CONFIG = {"model": {"d_model": 32}, "train": {"lr": 0.003}, "classical": {"seed": 1}}
+
 
 def _run(ground_truth: pd.DataFrame) -> dict:
     clinical, truth = make_cohort(120, seed=3)
@@ -32,6 +34,7 @@ def _run(ground_truth: pd.DataFrame) -> dict:
             "clinical_validated": MemoryDataset(clinical),
             "ground_truth": MemoryDataset(ground_truth if ground_truth is not None else truth),
             "params:evaluation": MemoryDataset(PARAMS),
+            "modeling_config": MemoryDataset(MODELING_CONFIG),
         }
     )
     pipeline = create_pipeline()
@@ -64,6 +67,39 @@ def test_pipeline_writes_tables_plots_and_metrics_with_oracle() -> None:
     assert metrics["transeprelap.harrell_c"]["value"] == pytest.approx(table.loc[0, "harrell_c"])
     baseline = out["clinical_baseline_table"]
     assert {"variable", "p_value"} <= set(baseline.columns)
+
+
+def test_pipeline_opens_one_mlflow_run_per_model_with_its_row(tmp_path) -> None:
+    """Inside a ``kedro run`` (an active MLflow run) the node ``log_model_runs`` gives each
+    model a nested run whose metrics are the parent's ``eval.<model>.*`` without the prefix."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        client = MlflowClient()
+        experiment_id = client.create_experiment("t")
+        with mlflow.start_run(experiment_id=experiment_id) as parent:
+            out = _run(ground_truth=None)
+        runs = client.search_runs([experiment_id], "tags.run_kind = 'model'")
+    finally:
+        mlflow.set_tracking_uri(None)
+    table, metrics = out["comparison_table"], out["evaluation_metrics"]
+    assert sorted(r.info.run_name for r in runs) == sorted(table["model"])
+    for run in runs:
+        name = run.info.run_name
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        expected = {
+            key.removeprefix(f"{name}."): m["value"]
+            for key, m in metrics.items()
+            if key.startswith(f"{name}.")
+        }
+        assert run.data.metrics == pytest.approx(expected)
+        assert {"harrell_c", "uno_c_lo", "oracle_c", "delta_c_vs_transeprelap"} <= set(expected)
+    assert len({frozenset(r.data.metrics) for r in runs}) == 1
+    params = {r.info.run_name: r.data.params for r in runs}
+    assert params["transeprelap"]["model.d_model"] == "32"
+    assert params["transeprelap"]["train.lr"] == "0.003"
 
 
 def metrics_have_calibration(metrics: dict) -> bool:

@@ -7,7 +7,13 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT_ROOT
-from tle_kedro.training.specs import ALL_MODELS, DEFAULT_MODELS, build_specs, parse_modeling_params
+from tle_kedro.training.specs import (
+    ALL_MODELS,
+    DEFAULT_MODELS,
+    build_specs,
+    model_params,
+    parse_modeling_params,
+)
 
 GRID = (40, 32, 24)
 
@@ -60,6 +66,34 @@ def test_ablation_without_transeprelap_is_not_tuned_and_order_is_fixed() -> None
     specs = build_specs(["transeprelap_no_pet", "cox_clinical"], model, train)
     assert [s.name for s in specs] == ["cox_clinical", "transeprelap_no_pet"]
     assert specs[1].tune_with is None
+
+
+def test_model_params_describe_each_model_as_its_spec_fits_it() -> None:
+    """The parameters of a model's MLflow run (from the resolved ``modeling_config``) are
+    the configuration ``build_specs`` fits it with: ablation switches applied."""
+    _, model, train, classical, _ = parse_modeling_params(_project_params(), GRID)
+    resolved = {
+        "model": model.model_dump(mode="json"),
+        "train": train.model_dump(mode="json"),
+        "classical": classical.model_dump(mode="json"),
+    }
+    for spec in build_specs(list(ALL_MODELS), model, train):
+        params = model_params(spec.name, resolved)
+        assert params["family"] == spec.family
+        if spec.family == "neural":
+            assert params["kind"] == spec.kind
+            assert params["model"] == spec.model_config.model_dump(mode="json")
+            assert params["train"] == resolved["train"]
+            assert "classical" not in params
+        else:
+            assert set(params) == {"family", "classical"}
+    no_tokens = model_params("transeprelap_no_region_tokens", resolved)["model"]
+    assert no_tokens["region_tokens"] is False and resolved["model"]["region_tokens"] is True
+    assert set(model_params("cox_clinical", resolved)["classical"]) == {"cox_penalizer", "seed"}
+    rsf = model_params("rsf_region_measures", resolved)["classical"]
+    assert "cox_penalizer" not in rsf and rsf["rsf_n_estimators"] == classical.rsf_n_estimators
+    assert model_params("not_a_model", resolved) == {}
+    assert model_params("transeprelap", {}) == {"family": "neural", "kind": "transeprelap"}
 
 
 @pytest.mark.parametrize(

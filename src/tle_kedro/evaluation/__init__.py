@@ -15,6 +15,7 @@ from tle_kedro.evaluation.comparison import (
     EvaluationResult,
     comparison_table,
     evaluate_models,
+    model_metrics,
     to_markdown,
 )
 
@@ -24,5 +25,6 @@ __all__ = [
     "clinical_baseline_table",
     "comparison_table",
     "evaluate_models",
+    "model_metrics",
     "to_markdown",
 ]

@@ -303,6 +303,19 @@ def comparison_table(
     return evaluate_models(oof, clinical, ground_truth, **kwargs).comparison
 
 
+def model_metrics(table: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per model (row), its numeric comparison columns by name; undefined (NaN) values left
+    out. What MLflow gets: the parent run's ``eval.<model>.<column>`` and each model run."""
+    out: dict[str, dict[str, float]] = {}
+    for row in table.to_dict("records"):
+        out[str(row["model"])] = {
+            str(column): float(value)
+            for column, value in row.items()
+            if column != "model" and isinstance(value, int | float) and np.isfinite(value)
+        }
+    return out
+
+
 def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:
     """GitHub-flavoured Markdown of ``table``; floats rounded to ``digits`` (no tabulate)."""
 

@@ -6,6 +6,7 @@ modality switched off by configuration and reuse TransEpRelap's per-fold Optuna 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -108,22 +109,57 @@ def parse_modeling_params(
     return params, model, train, classical, tuning
 
 
+def _identity(name: str) -> tuple[Family, str | None, dict[str, bool]]:
+    """Family, kind (neural models) and the ablation switches of a comparison model."""
+    if name in _CLASSICAL:
+        return name, None, {}  # type: ignore[return-value]
+    if name in _ABLATIONS:
+        return "neural", "transeprelap", _ABLATIONS[name]
+    return "neural", name, {}
+
+
 def build_specs(names: list[str], model: ModelConfig, train: TrainConfig) -> list[ModelSpec]:
     """Model specs in a fixed order (TransEpRelap before its ablations, so its study exists)."""
     ordered = [n for n in ALL_MODELS if n in names]
     tuned_lead = "transeprelap" if "transeprelap" in ordered else None
     specs: list[ModelSpec] = []
     for name in ordered:
-        if name in _CLASSICAL:
-            specs.append(ModelSpec(name=name, family=name))  # type: ignore[arg-type]
-        elif name in ("resnet_image", "late_fusion"):
-            specs.append(ModelSpec(name, "neural", name, model, train))
-        elif name == "transeprelap":
-            specs.append(ModelSpec(name, "neural", name, model, train, tune_with=name))
+        family, kind, switches = _identity(name)
+        if family != "neural":
+            specs.append(ModelSpec(name=name, family=family))
+        elif not switches:
+            tune_with = name if name == "transeprelap" else None
+            specs.append(ModelSpec(name, "neural", kind, model, train, tune_with=tune_with))
         else:
-            ablated = model.model_copy(update=_ABLATIONS[name])
+            ablated = model.model_copy(update=switches)
             ModelConfig.model_validate(ablated.model_dump())  # re-check the switches
-            specs.append(
-                ModelSpec(name, "neural", "transeprelap", ablated, train, tune_with=tuned_lead)
-            )
+            specs.append(ModelSpec(name, "neural", kind, ablated, train, tune_with=tuned_lead))
     return specs
+
+
+def model_params(name: str, resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """What one comparison model is and how it is fitted, for its MLflow run (nested dict).
+
+    ``family`` and ``kind`` (neural models), then the configuration the fits used, taken from
+    ``resolved`` (the ``modeling_config`` the modeling node wrote): neural models get
+    ``model`` (an ablation with its switches applied) and ``train``; a classical baseline
+    gets the ``classical`` settings of its family (``cox_*`` or ``rsf_*``, and ``seed``).
+    Fold-tuned hyperparameters are on the fold runs, not here. A name that is no comparison
+    model gets nothing.
+    """
+    if name not in ALL_MODELS:
+        return {}
+    family, kind, switches = _identity(name)
+    out: dict[str, Any] = {"family": family}
+    if family == "neural":
+        out["kind"] = kind
+        if "model" in resolved:
+            out["model"] = {**resolved["model"], **switches}
+        if "train" in resolved:
+            out["train"] = dict(resolved["train"])
+    elif "classical" in resolved:
+        prefix = family.split("_", 1)[0] + "_"
+        out["classical"] = {
+            k: v for k, v in resolved["classical"].items() if k.startswith(prefix) or k == "seed"
+        }
+    return out

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,6 +13,7 @@ from tle_kedro.evaluation import (
     EvaluationResult,
     clinical_baseline_table,
     evaluate_models,
+    model_metrics,
     to_markdown,
 )
 from tle_kedro.evaluation.decision_curve import model_decision_curve, threshold_grid
@@ -25,6 +25,8 @@ from tle_kedro.evaluation.plots import (
     km_risk_groups_plot,
     time_dependent_auc_plot,
 )
+from tle_kedro.tracking import log_model_runs
+from tle_kedro.training.specs import model_params
 
 logger = logging.getLogger(__name__)
 
@@ -82,13 +84,19 @@ def report_tables(
 ) -> tuple[pd.DataFrame, str, pd.DataFrame, dict[str, dict[str, float]]]:
     """Comparison table (CSV and Markdown), long intervals, and MLflow metrics per model."""
     table = result.comparison
-    metrics: dict[str, dict[str, float]] = {}
-    for row in table.to_dict("records"):
-        for column, value in row.items():
-            if column == "model" or not isinstance(value, int | float) or not np.isfinite(value):
-                continue
-            metrics[f"{row['model']}.{column}"] = {"value": float(value), "step": 0}
+    metrics = {
+        f"{model}.{column}": {"value": value, "step": 0}
+        for model, values in model_metrics(table).items()
+        for column, value in values.items()
+    }
     return table, to_markdown(table) + "\n", result.intervals, metrics
+
+
+def track_model_runs(result: EvaluationResult, modeling_config: dict[str, Any]) -> None:
+    """One nested MLflow run per model (its comparison row and configuration), for MLflow's
+    Compare view; nothing without an active run (``tle_kedro.tracking.log_model_runs``)."""
+    metrics = model_metrics(result.comparison)
+    log_model_runs(metrics, {model: model_params(model, modeling_config) for model in metrics})
 
 
 def report_plots(result: EvaluationResult, params: dict[str, Any]) -> tuple[Figure, ...]:

@@ -1,4 +1,7 @@
-"""The ``evaluation`` pipeline: reads ``oof_predictions`` and writes 08_reporting."""
+"""The ``evaluation`` pipeline: reads ``oof_predictions`` and writes 08_reporting.
+
+``log_model_runs`` also reads ``modeling_config`` (the models' configuration) for the
+per-model MLflow runs."""
 
 from __future__ import annotations
 
@@ -31,6 +34,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "evaluation_metrics",
                 ],
                 name="report_comparison_tables",
+            ),
+            Node(
+                nodes.track_model_runs,
+                inputs=["evaluation_result", "modeling_config"],
+                outputs=None,
+                name="log_model_runs",
             ),
             Node(
                 nodes.report_plots,
