@@ -438,3 +438,19 @@ def test_training_batches_carry_the_images_the_measures_come_from(
         assert batch.measure_images is not None
         torch.testing.assert_close(batch.images, batch.measure_images + 1.0)
         assert all(tuple(v.flatten()[:8].tolist()) in originals for v in batch.measure_images)
+
+
+@pytest.mark.parametrize("metric", ["c", "loss"])
+def test_early_stopping_keeps_the_epoch_best_by_its_metric(
+    monkeypatch: pytest.MonkeyPatch, metric: str
+) -> None:
+    """``early_stopping_metric``: the kept epoch has the best inner-validation C, or the
+    lowest inner-validation loss; scripted so the two disagree."""
+    #        epoch:    0     1     2     3     4     5
+    scripted_c = [0.50, 0.70, 0.60, 0.55, 0.52, 0.51]
+    scripted_loss = [2.0, 1.9, 1.5, 1.6, 1.7, 1.8]
+    script = iter(zip(scripted_loss, scripted_c, strict=True))
+    monkeypatch.setattr(fit, "_validate", lambda loop, val: next(script))
+    model = _fit(_cfg(epochs=6, early_stopping_patience=None, early_stopping_metric=metric))
+    assert model.best_epoch == (1 if metric == "c" else 2)
+    assert [h["val_loss"] for h in model.history] == scripted_loss

@@ -25,9 +25,10 @@ class TrainConfig(_Strict):
     ``batch_size=None`` trains on the whole training fold per step (220 small crops fit);
     otherwise the batch sampler puts at least one event in every batch.
     ``early_stopping_patience=None`` trains every epoch but still restores the best epoch
-    (by inner-validation Harrell C); ``inner_val_fraction=0`` disables the inner split (no
-    early stopping, the last epoch is kept). ``ema_decay``: validate and keep an exponential
-    moving average of the weights (and BatchNorm statistics), updated every step.
+    (by inner-validation Harrell C, or with ``early_stopping_metric="loss"`` by the
+    inner-validation Cox loss, C breaking ties); ``inner_val_fraction=0`` disables the inner
+    split (no early stopping, the last epoch is kept). ``ema_decay``: validate and keep an
+    exponential moving average of the weights (and BatchNorm statistics), updated every step.
     ``ensemble``: train that many members, member ``k`` with seed ``seed + k`` (its own
     initialisation, batch order, augmentation and inner early-stopping split), and predict
     the mean of their log-risks (``models.ensemble.MeanEnsemble``).
@@ -53,6 +54,7 @@ class TrainConfig(_Strict):
     batch_size: int | None = Field(16, ge=2)
     eval_batch_size: int = Field(64, ge=1)
     early_stopping_patience: int | None = Field(4, ge=1)
+    early_stopping_metric: Literal["c", "loss"] = "c"
     inner_val_fraction: float = Field(0.2, ge=0, le=0.5)
     seed: int = 42
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -420,7 +420,8 @@ def _run_epochs(
     on_epoch_end: EpochCallback | None,
     desc: str | None,
 ) -> tuple[list[dict[str, float]], int, list[dict[str, Any]]]:
-    """Train, validate, keep the best states by val C (ties: lower val loss); restore the best.
+    """Train, validate, keep the best states by val C (ties: lower val loss; or by val loss,
+    ties: higher C, with ``early_stopping_metric="loss"``); restore the best.
 
     Returns the history, the best epoch and the state dicts of the best
     ``config.snapshots`` epochs, best first (empty without an inner split).
@@ -465,8 +466,9 @@ def _run_epochs(
         if not math.isnan(val_c):  # no inner split: nothing to show
             shown["val_c"] = f"{val_c:.3f}"
         bar.set_postfix(shown)
-        if val is not None and not math.isnan(val_c):
-            score = (val_c, -val_loss)
+        by_loss = cfg.early_stopping_metric == "loss"
+        if val is not None and not math.isnan(val_loss if by_loss else val_c):
+            score = (-val_loss, val_c) if by_loss else (val_c, -val_loss)
             stale = 0 if not kept or score > kept[0][0] else stale + 1
             if len(kept) < cfg.snapshots or score > kept[-1][0]:
                 kept.append((score, epoch, copy.deepcopy(loop.evaluated.state_dict())))
