@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from tle_kedro.datasets.tensors import ImageTensorsDataset
+from tle_kedro.features.imaging import measure_volumes, operative_sides
 from tle_kedro.models.batch import MODALITIES
 from tle_kedro.models.measures import RegionMeasures
 from tle_kedro.transforms.augment import AugmentConfig, augment_batch
@@ -35,30 +36,30 @@ def measure_shift(root: Path, seeds: int) -> pd.DataFrame:
     """One row per measure: ``max_abs_z_images``, ``max_abs_z_augmented``, ``train_sd``."""
     tensors = ImageTensorsDataset(str(root / "03_primary/image_tensors")).load()
     clinical = pd.read_parquet(root / "02_intermediate/clinical_validated.parquet")
-    side = clinical.set_index("participant_id").loc[
-        tensors.index["participant_id"], "operative_side"
-    ]
-    right = torch.as_tensor(side.astype(str).str.lower().str.startswith("r").to_numpy())
+    right = operative_sides(tensors, clinical) == "R"
+    present = tensors.modality_mask
     images = torch.as_tensor(np.asarray(tensors.volumes, dtype=np.float32))
-    present = torch.as_tensor(tensors.index[["has_t1", "has_pet"]].to_numpy(dtype=bool))
     config = AugmentConfig(p_augment=1.0)
-    augmented = [augment_batch(images, present, config, seed=s)[0] for s in range(seeds)]
+    augmented = [
+        augment_batch(images, torch.as_tensor(present), config, seed=s)[0].numpy()
+        for s in range(seeds)
+    ]
     rows = []
     for channel, modality in enumerate(MODALITIES):
         module = RegionMeasures(modality, tensors.grid_shape, np.asarray(tensors.affine))
         keep = present[:, channel]
-        with torch.no_grad():
-            raw = module(images[:, channel : channel + 1], right)[keep]
-            mean, var = raw.mean(0), raw.var(0).clamp(min=1e-8)
-            sd = (var + BATCHNORM_EPS).sqrt()
-            z_images = ((raw - mean) / sd).abs().amax(0)
-            z_aug = torch.stack(
-                [
-                    ((module(a[:, channel : channel + 1], right)[keep] - mean) / sd).abs().amax(0)
-                    for a in augmented
-                ]
-            ).amax(0)
-        for name, zi, za, s in zip(module.names, z_images, z_aug, var.sqrt(), strict=True):
+        raw = measure_volumes(module, tensors.volumes[:, channel], right)[keep]
+        mean, var = raw.mean(0), np.maximum(raw.var(0, ddof=1), 1e-8)
+        sd = np.sqrt(var + BATCHNORM_EPS)
+        z_images = np.abs((raw - mean) / sd).max(0)
+        z_aug = np.max(
+            [
+                np.abs((measure_volumes(module, a[:, channel], right)[keep] - mean) / sd).max(0)
+                for a in augmented
+            ],
+            axis=0,
+        )
+        for name, zi, za, s in zip(module.names, z_images, z_aug, np.sqrt(var), strict=True):
             rows.append((name, float(zi), float(za), float(s)))
     columns = ["measure", "max_abs_z_images", "max_abs_z_augmented", "train_sd"]
     return pd.DataFrame(rows, columns=columns).sort_values("max_abs_z_augmented", ascending=False)

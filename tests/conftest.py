@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -53,7 +53,7 @@ SHARED_RUN_FIXTURES = frozenset(
 )
 
 
-def xdist_group_of(fixturenames: Iterator[str] | list[str], module: str) -> str:
+def xdist_group_of(fixturenames: Iterable[str], module: str) -> str:
     """The pytest-xdist group of a test: ``shared-runs`` or its module."""
     return "shared-runs" if SHARED_RUN_FIXTURES.intersection(fixturenames) else module
 

@@ -13,29 +13,14 @@ import pytest
 import torch
 
 from tests.models import CARDINALITIES, N_NUMERIC, make_batch, single_thread  # noqa: F401
+from tests.models.test_transeprelap import GRID, tiny_config
 from tle_kedro.models.batch import SurvivalBatch
-from tle_kedro.models.factory import ModelConfig, build_model
+from tle_kedro.models.factory import build_model
 from tle_kedro.transforms.augment import AugmentConfig, measure_images
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 SIDE = 0  # operative side = clin_cat column 0 (cardinality 2: 0 = left, 1 = right)
-GRID = (24, 16, 16)
-
-
-def _config() -> ModelConfig:
-    return ModelConfig.model_validate(
-        {
-            "grid_shape": GRID,
-            "widths": (4, 4, 8, 8),
-            "no_max_pool": True,
-            "d_model": 8,
-            "n_heads": 2,
-            "dropout": 0.0,
-            "region_tokens": True,
-            "region_linear": True,
-        }
-    )
 
 
 def _measured(model: torch.nn.Module, batch: SurvivalBatch) -> dict[str, torch.Tensor]:
@@ -68,7 +53,7 @@ def _sided_batch() -> SurvivalBatch:
 @pytest.mark.parametrize("kind", ["transeprelap", "resnet_image"])
 def test_measures_come_from_measure_images_and_the_encoders_from_images(kind: str) -> None:
     torch.manual_seed(0)
-    model = build_model(kind, _config(), N_NUMERIC, CARDINALITIES, SIDE)
+    model = build_model(kind, tiny_config(), N_NUMERIC, CARDINALITIES, SIDE)
     batch = _sided_batch()
     changed = batch.images * 1.3 + 0.2  # an intensity change the measures would follow
     original = _measured(model, batch)

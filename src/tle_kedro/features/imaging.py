@@ -38,7 +38,7 @@ def asymmetry_index(ipsi: np.ndarray, contra: np.ndarray) -> np.ndarray:
         return np.where(mean != 0, (ipsi - contra) / mean, np.nan)
 
 
-def _operative_side(tensors: ImageTensors, table: pd.DataFrame) -> np.ndarray:
+def operative_sides(tensors: ImageTensors, table: pd.DataFrame) -> np.ndarray:
     """(N,) str operative side of each tensor row ('' when the table has no such patient)."""
     missing = {"participant_id", "operative_side"} - set(table.columns)
     if missing:
@@ -57,7 +57,7 @@ def _operative_side(tensors: ImageTensors, table: pd.DataFrame) -> np.ndarray:
     return np.array([s if isinstance(s, str) else "" for s in sides])
 
 
-def _measure(module: RegionMeasures, volumes: np.ndarray, right: np.ndarray) -> np.ndarray:
+def measure_volumes(module: RegionMeasures, volumes: np.ndarray, right: np.ndarray) -> np.ndarray:
     """(N, D, H, W) volumes of one modality → (N, F) float64 measures, in chunks."""
     out = []
     with torch.no_grad():
@@ -83,12 +83,12 @@ def imaging_features(
         columns (``measure_names('pet') + measure_names('t1')``); NaN for a missing modality,
         a patient without image tensors or one without an operative side.
     """
-    sides = _operative_side(tensors, table)
+    sides = operative_sides(tensors, table)
     right = sides == "R"
     columns: dict[str, np.ndarray] = {}
     for modality, channel in (("pet", PET), ("t1", T1)):
         module = RegionMeasures(modality, tensors.grid_shape, tensors.affine, atlas)
-        values = _measure(module, tensors.volumes[:, channel], right)
+        values = measure_volumes(module, tensors.volumes[:, channel], right)
         present = tensors.index[f"has_{modality}"].to_numpy(dtype=bool) & (sides != "")
         values[~present] = np.nan
         columns.update(zip(module.names, values.T, strict=True))

@@ -431,6 +431,7 @@ def _run_epochs(
     # (score, epoch, state), best first; score = (val C, -val loss); kept[0] is the best epoch
     kept: list[tuple[tuple[float, float], int, dict[str, Any]]] = []
     stale = 0
+    by_loss = cfg.early_stopping_metric == "loss"
     bar = tqdm(range(cfg.epochs), desc=desc or "fit", leave=False, disable=not cfg.progress)
     for epoch in bar:
         start = _time.perf_counter()
@@ -466,7 +467,6 @@ def _run_epochs(
         if not math.isnan(val_c):  # no inner split: nothing to show
             shown["val_c"] = f"{val_c:.3f}"
         bar.set_postfix(shown)
-        by_loss = cfg.early_stopping_metric == "loss"
         if val is not None and not math.isnan(val_loss if by_loss else val_c):
             score = (-val_loss, val_c) if by_loss else (val_c, -val_loss)
             stale = 0 if not kept or score > kept[0][0] else stale + 1

@@ -29,7 +29,6 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ import optuna
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 
+from tle_kedro import __version__
 from tle_kedro.training.config import ParamRange, TrainConfig, TuningConfig
 from tle_kedro.training.fit import FitInputs, fit_neural_model
 
@@ -72,15 +72,6 @@ _UNKEYED_TRAIN_FIELDS = {"progress", "device"}
 KEY_LENGTH = 10
 
 
-def _code_version() -> str:
-    try:
-        return metadata.version("tle_kedro")
-    except metadata.PackageNotFoundError:  # pragma: no cover - the package runs installed
-        from tle_kedro import __version__
-
-        return __version__
-
-
 def study_key(inputs: FitInputs, config: TuningConfig) -> str:
     """Fingerprint (10 hex digits) of what a study's trials are scored on (module docstring).
 
@@ -91,7 +82,7 @@ def study_key(inputs: FitInputs, config: TuningConfig) -> str:
     ids = sorted(str(i) for i in inputs.train_ids)
     digest = hashlib.sha256()
     described = {
-        "code": _code_version(),
+        "code": __version__,
         "kind": inputs.kind,
         "model": _dump(inputs.model_config),
         "train": inputs.train_config.model_dump(mode="json", exclude=_UNKEYED_TRAIN_FIELDS),
@@ -103,10 +94,8 @@ def study_key(inputs: FitInputs, config: TuningConfig) -> str:
     rows = rows.set_index("participant_id").loc[ids]
     rows = rows.reindex(columns=sorted(rows.columns, key=str))
     digest.update(pd.util.hash_pandas_object(rows, index=True).to_numpy().tobytes())
-    index = inputs.image_tensors.index["participant_id"].astype(str).tolist()
-    position = {pid: i for i, pid in enumerate(index)}
-    for pid in ids:  # volumes of the training patients only, in id order
-        digest.update(np.ascontiguousarray(inputs.image_tensors.volumes[position[pid]]).tobytes())
+    volumes = inputs.image_tensors.subset(ids).volumes  # the training patients, in id order
+    digest.update(np.ascontiguousarray(volumes).tobytes())
     return digest.hexdigest()[:KEY_LENGTH]
 
 
