@@ -117,8 +117,9 @@ def test_a_failed_run_raises_with_its_log_and_the_tail(tmp_path, monkeypatch):
 
 
 def test_the_demo_cohort_seed_is_refused_as_a_confirmation_seed(tmp_path):
+    seed = load_parameters(Path(__file__).parents[2], None)["confirmation"]["confirmation_seeds"][0]
     with pytest.raises(ValueError, match="demo_cohort.seed"):
-        _runner(tmp_path, parameters={"demo_cohort": {"seed": 88155}})
+        _runner(tmp_path, parameters={"demo_cohort": {"seed": seed}})
 
 
 def test_parameters_load_with_the_environment_like_a_kedro_run():
