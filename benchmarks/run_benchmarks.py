@@ -189,7 +189,7 @@ def inference_seconds_per_patient(root: Path, n: int = 10) -> tuple[float, float
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
     try:
         start = time.perf_counter()
-        model = mlflow.pyfunc.load_model("models:/tle_transeprelap@champion")
+        model = mlflow.pyfunc.load_model("models:/tle_recurrence@champion")
         load = time.perf_counter() - start
         cohort = read_cohort(root / "data/01_raw/cohort")
         frame = cohort.participants.merge(
@@ -418,7 +418,7 @@ def main() -> None:
             load, per_patient = inference_seconds_per_patient(root)
             values["inference"] = per_patient
             extra["inference per patient (with preprocessing)"] = (
-                f"{per_patient:.2f} s | `models:/tle_transeprelap@champion` pyfunc on raw NIfTI "
+                f"{per_patient:.2f} s | `models:/tle_recurrence@champion` pyfunc on raw NIfTI "
                 f"(validation, registration, prediction), one patient per call, median of 10; "
                 f"model load {load:.1f} s once"
             )

@@ -125,7 +125,7 @@ def test_tracking_store_holds_the_run_its_folds_and_metric_history(smoke_run: Pa
 
 def test_champion_predicts_for_a_fresh_cohort_without_outcomes(smoke_run: Path) -> None:
     """The user's last step: new patients (another seed, never trained on), no outcome
-    columns, one PET removed → predictions from models:/tle_transeprelap@champion."""
+    columns, one PET removed → predictions from models:/tle_recurrence@champion."""
     from tests.conftest import run_kedro_command, write_smoke_cohort
 
     new = write_smoke_cohort(smoke_run / "new_patients", n_patients=4, seed=99)

@@ -102,7 +102,7 @@ def test_the_registered_champion_holds_no_participant_id(
     mlflow.set_tracking_uri(f"sqlite:///{smoke_run / 'mlflow.db'}")
     try:
         local = mlflow.artifacts.download_artifacts(
-            artifact_uri="models:/tle_transeprelap@champion", dst_path=str(tmp_path)
+            artifact_uri="models:/tle_recurrence@champion", dst_path=str(tmp_path)
         )
     finally:
         mlflow.set_tracking_uri(None)

@@ -30,7 +30,7 @@ from tests.serving import Server, assert_loopback_only
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 EXPERIMENT = "tle_kedro"
-MODEL = "tle_transeprelap"
+MODEL = "tle_recurrence"
 ALIAS = "champion"
 PREFIX = "eval.transeprelap."
 METRIC = PREFIX + "harrell_c"

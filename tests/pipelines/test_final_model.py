@@ -15,12 +15,13 @@ from kedro.runner import SequentialRunner
 from mlflow.tracking import MlflowClient
 
 from tests.registry import TinyBundle, assert_same_predictions, bundle_fixture, model_input
-from tle_kedro.features.clinical import ClinicalTokenizer
+from tle_kedro.features.clinical import ClinicalTokenizer, make_clinical_recipe
 from tle_kedro.pipeline_registry import DEFAULT_PIPELINES
 from tle_kedro.pipelines.final_model import create_pipeline
 from tle_kedro.pipelines.final_model.nodes import RegistryParams
 from tle_kedro.registry.promotion import PREDICTIONS_ARTIFACT, validation_metric
 from tle_kedro.registry.pyfunc import as_survival_model
+from tle_kedro.training.classical import FittedClassicalPipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf" / "base"
@@ -97,6 +98,7 @@ def _run(bundle: TinyBundle, oof: pd.DataFrame, data_root: Path) -> dict:
     inputs = {
         "clinical_validated": bundle.clinical,
         "image_tensors": bundle.tensors,
+        "clinical_features": make_clinical_recipe(),
         "clinical_tokenizer": ClinicalTokenizer(),
         "oof_predictions": oof,
         "params:modeling": MODELING,
@@ -132,7 +134,7 @@ def test_run_registers_the_bundled_model_and_promotes_by_metric(
     assert run.data.tags["registry.alias"] == "champion"
 
     frame = model_input(bundle.root)
-    champion = mlflow.pyfunc.load_model("models:/tle_transeprelap@champion")
+    champion = mlflow.pyfunc.load_model("models:/tle_recurrence@champion")
     card = as_survival_model(champion).info
     assert card["validation_value"] == pytest.approx(decision["new_value"])
     assert card["risk_threshold_source"] == "oof_probability"
@@ -147,9 +149,33 @@ def test_run_registers_the_bundled_model_and_promotes_by_metric(
     assert decision["comparison"] == "paired"
     assert decision["delta"] == pytest.approx(_c(worse, bundle.clinical) - _c(oof, bundle.clinical))
     assert decision["champion_value"] == pytest.approx(_c(oof, bundle.clinical))
-    assert str(store.get_model_version_by_alias("tle_transeprelap", "champion").version) == "1"
-    again = mlflow.pyfunc.load_model("models:/tle_transeprelap@champion").predict(frame)
+    assert str(store.get_model_version_by_alias("tle_recurrence", "champion").version) == "1"
+    again = mlflow.pyfunc.load_model("models:/tle_recurrence@champion").predict(frame)
     assert_same_predictions(again, predictions)
+
+
+def test_auto_registers_a_forest_that_wins_out_of_fold(
+    bundle: TinyBundle, store: MlflowClient, tmp_path: Path
+) -> None:
+    base = _oof(bundle.clinical, seed=0)
+    oof_t = base if _c(base, bundle.clinical) < 0.5 else base.assign(risk=-base["risk"])
+    forest = oof_t.assign(model="rsf_region_measures", risk=-oof_t["risk"])  # C -> 1 - C
+    oof = pd.concat([oof_t, forest], ignore_index=True)
+    decision = _run(bundle, oof, tmp_path)["promotion_decision"]
+    assert decision["alias"] == "champion"
+    assert decision["new_value"] == pytest.approx(
+        validation_metric(oof, bundle.clinical, "rsf_region_measures")
+    )
+    champion = mlflow.pyfunc.load_model("models:/tle_recurrence@champion")
+    inner = as_survival_model(champion)
+    assert isinstance(inner.fitted, FittedClassicalPipeline)
+    assert inner.info["model"] == "rsf_region_measures"
+    assert inner.info["model_choice"] == "auto"
+    assert inner.info["risk_threshold_scale"] == "p12"
+    assert set(inner.info["candidates"]) == {"transeprelap", "rsf_region_measures"}
+    predictions = champion.predict(model_input(bundle.root))
+    assert predictions["risk"].notna().all()
+    assert set(predictions["modalities_used"]) == {"T1+PET+clinical"}
 
 
 def test_default_run_ends_with_the_final_model() -> None:

@@ -109,14 +109,14 @@ def test_loads_the_champion_from_the_registry_through_the_catalog(
     try:
         with mlflow.start_run():
             mlflow.pyfunc.log_model(
-                name="tle_transeprelap",
+                name="tle_recurrence",
                 python_model=bundle.model,
-                registered_model_name="tle_transeprelap",
+                registered_model_name="tle_recurrence",
                 pip_requirements=["torch==2.13.0"],
             )
-        MlflowClient().set_registered_model_alias("tle_transeprelap", "champion", "1")
+        MlflowClient().set_registered_model_alias("tle_recurrence", "champion", "1")
         entry = yaml.safe_load((CONF / "catalog_inference.yml").read_text())["inference_model"]
-        entry["load_args"]["model_uri"] = "models:/tle_transeprelap@champion"
+        entry["load_args"]["model_uri"] = "models:/tle_recurrence@champion"
         catalog = _catalog(tmp_path, new_patients, None)
         catalog["inference_model"] = DataCatalog.from_config({"m": entry}).get("m")
         catalog["params:inference"] = MemoryDataset({"explain": False})
@@ -153,8 +153,8 @@ def test_model_uri_defaults_to_the_champion_and_can_name_a_version(tmp_path: Pat
         loader = OmegaConfigLoader(str(conf), runtime_params=runtime_params)
         return loader["catalog"]["inference_model"]["load_args"]["model_uri"]
 
-    assert uri({}) == "models:/tle_transeprelap@champion"
-    assert uri({"model_uri": "models:/tle_transeprelap/3"}) == "models:/tle_transeprelap/3"
+    assert uri({}) == "models:/tle_recurrence@champion"
+    assert uri({"model_uri": "models:/tle_recurrence/3"}) == "models:/tle_recurrence/3"
 
 
 def test_parameters_file_is_valid() -> None:

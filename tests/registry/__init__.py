@@ -97,8 +97,8 @@ def tiny_bundle(root: Path, n: int = N_PATIENTS) -> TinyBundle:
     clinical, _, tensors = preprocess_cohort(valid, cohort.images, params)
     fitted = fit_tiny(clinical, tensors)
     ids = list(clinical["participant_id"])
-    risk = fitted.log_risk(fitted.arrays(ids, tensors, clinical))
-    groups = risk_groups(fitted, risk, None, "transeprelap", source="final_training")
+    training = fitted.predict(fitted.arrays(ids, tensors, clinical))
+    groups = risk_groups(fitted, training, None, "transeprelap", source="final_training")
     model = TLESurvivalModel(fitted, params, groups, info={"validation_value": 0.6})
     return TinyBundle(root, params, clinical, tensors, model)
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from tests.registry import TinyBundle, assert_same_predictions, bundle_fixture, model_input
+from tle_kedro.models.classical import SurvivalPrediction
 from tle_kedro.models.survival import BaselineHazard
 from tle_kedro.registry.pyfunc import (
     PREDICTION_COLUMNS,
@@ -95,7 +96,7 @@ def test_registry_round_trip_returns_the_same_predictions(
 ) -> None:
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(
-            name="tle_transeprelap",
+            name="tle_recurrence",
             python_model=bundle.model,
             registered_model_name="tle_test",
             pip_requirements=["torch==2.13.0"],
@@ -125,6 +126,12 @@ class _Fitted:
     baseline = BaselineHazard(np.array([6.0, 12.0, 24.0]), np.array([0.2, 0.5, 1.0]))
 
 
+def _training(risk: np.ndarray, p12: np.ndarray | None = None) -> SurvivalPrediction:
+    """Training-set predictions with these risks (and P(12), default 0.5)."""
+    surv_12 = 1.0 - (np.full(len(risk), 0.5) if p12 is None else p12)
+    return SurvivalPrediction(np.asarray(risk, float), surv_12, surv_12 * 0.8)
+
+
 def test_oof_probability_cut_maps_to_the_final_models_log_risk() -> None:
     oof = pd.DataFrame(
         {
@@ -133,7 +140,7 @@ def test_oof_probability_cut_maps_to_the_final_models_log_risk() -> None:
             "surv_12": [0.9, 0.7, 0.5, 0.9, 0.7, 0.5],
         }
     )
-    groups = risk_groups(_Fitted(), np.zeros(3), oof, "transeprelap")  # type: ignore[arg-type]
+    groups = risk_groups(_Fitted(), _training(np.zeros(3)), oof, "transeprelap")  # type: ignore[arg-type]
     assert groups.source == "oof_probability"
     assert groups.p12_threshold == pytest.approx(0.3)
     # P(12 | threshold) = 1 - exp(-0.5 * exp(threshold)) = 0.3
@@ -146,7 +153,7 @@ def test_oof_probability_cut_maps_to_the_final_models_log_risk() -> None:
 
 def test_final_training_cut_is_the_median_training_risk() -> None:
     risk = np.array([-1.0, 0.0, 0.5, 2.0])
-    groups = risk_groups(_Fitted(), risk, None, "transeprelap", "final_training")  # type: ignore[arg-type]
+    groups = risk_groups(_Fitted(), _training(risk), None, "transeprelap", "final_training")  # type: ignore[arg-type]
     assert groups == RiskGroups(
         0.25, pytest.approx(1 - np.exp(-0.5 * np.exp(0.25))), "final_training"
     )
@@ -155,4 +162,4 @@ def test_final_training_cut_is_the_median_training_risk() -> None:
 def test_oof_cut_without_the_model_in_oof_says_how_to_fix() -> None:
     oof = pd.DataFrame({"model": ["cox_clinical"], "participant_id": ["a"], "surv_12": [0.5]})
     with pytest.raises(ValueError, match="final_training"):
-        risk_groups(_Fitted(), np.zeros(1), oof, "transeprelap")  # type: ignore[arg-type]
+        risk_groups(_Fitted(), _training(np.zeros(1)), oof, "transeprelap")  # type: ignore[arg-type]

@@ -3,7 +3,7 @@
 ``server_run`` configures a copy of the smoke project with conf/local as the docs say (the
 tracking URI in ``mlflow.yml``, the Optuna storage in ``parameters_modeling.yml``), then runs
 ``final_model`` (refit, log, register, promote) and ``inference`` (loads
-``models:/tle_transeprelap@champion``) through HTTP.
+``models:/tle_recurrence@champion``) through HTTP.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tle_kedro.training.tuning import final_study_name
 
 pytestmark = pytest.mark.slow
 
-MODEL = "tle_transeprelap"
+MODEL = "tle_recurrence"
 EXPERIMENT = "tle_kedro"
 _USERINFO_PASSWORD = re.compile(r"://[^/@\s:]+:[^/@\s]*@")  # scheme://user:password@host
 

@@ -71,7 +71,8 @@ class FittedClassicalModel:
     preprocess: Pipeline
     estimator: Any
 
-    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
+    def matrix(self, X: pd.DataFrame) -> np.ndarray:
+        """(N, F) imputed and scaled columns of ``X`` as the estimator reads them."""
         missing = [c for c in self.feature_names if c not in X.columns]
         if missing:
             raise ValueError(f"{self.name}: design matrix lacks columns {missing[:10]}")
@@ -79,7 +80,7 @@ class FittedClassicalModel:
 
     def predict(self, X: pd.DataFrame) -> SurvivalPrediction:
         """Risk and S(12), S(24) of the N rows of ``X`` (columns as in training)."""
-        x = self._matrix(X)
+        x = self.matrix(X)
         risk = np.asarray(self.estimator.predict(x), dtype=np.float64)
         surv = self.estimator.predict_survival_function(x, return_array=True)  # (N, T)
         s = step_survival_at(np.asarray(self.estimator.unique_times_), surv, SURVIVAL_TIMES)

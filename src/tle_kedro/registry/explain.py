@@ -9,6 +9,9 @@
   ``|change| / sum of |changes|``.
 - :func:`patient_figure`: survival curve, contributions, and the maps overlaid on axial and
   coronal slices through the temporal lobes.
+- A classical baseline (Cox or forest on atlas region measures) has no voxel map: its
+  contributions mask a modality's columns (then imputed with the training medians, as for a
+  patient without that scan), :func:`explain_measures`.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import torch
 from captum.attr import IntegratedGradients, Occlusion
 from matplotlib.figure import Figure
 
 from tle_kedro.data.atlas import region_centroid_mm
 from tle_kedro.models.batch import SurvivalBatch
+from tle_kedro.models.classical import FittedClassicalModel
 
 Method = Literal["integrated_gradients", "occlusion"]
 INPUTS: tuple[str, str, str] = ("T1", "PET", "clinical")
@@ -154,6 +159,37 @@ def explain(
     return Explanation(maps, risk, contributions, shares)
 
 
+def measure_inputs(columns: list[str]) -> dict[str, list[str]]:
+    """Design-matrix columns of each input: ``t1_*`` → T1, ``pet_*`` → PET, the rest clinical."""
+    groups: dict[str, list[str]] = {name: [] for name in INPUTS}
+    for c in columns:
+        groups[
+            "T1" if c.startswith("t1_") else "PET" if c.startswith("pet_") else "clinical"
+        ].append(c)
+    return groups
+
+
+def explain_measures(
+    estimator: FittedClassicalModel, x: pd.DataFrame, grid_shape: tuple[int, int, int]
+) -> Explanation:
+    """A classical baseline's explanation of one patient (``x``: its 1-row design matrix).
+
+    Contributions: risk(all) − risk(that input's columns NaN, i.e. imputed with the training
+    medians); an input without columns contributes 0. The attributions are all zero: the model
+    reads regional means, not voxels.
+    """
+    risk = float(estimator.predict(x).risk[0])
+    contributions: dict[str, float] = {}
+    for name, cols in measure_inputs(estimator.feature_names).items():
+        masked = x.copy()
+        masked[cols] = np.nan
+        contributions[name] = risk - float(estimator.predict(masked).risk[0]) if cols else 0.0
+    total = sum(abs(v) for v in contributions.values())
+    shares = {k: (abs(v) / total if total > 0 else 0.0) for k, v in contributions.items()}
+    maps = np.zeros((2, *grid_shape), dtype=np.float32)
+    return Explanation(maps, risk, contributions, shares)
+
+
 def temporal_slices(affine: np.ndarray, shape: tuple[int, int, int]) -> tuple[int, int]:
     """(axial z index, coronal y index) through the centroid of the left hippocampus (atlas).
 
@@ -199,6 +235,7 @@ def patient_figure(
     times: np.ndarray,
     survival: np.ndarray,
     summary: dict[str, object],
+    voxel_maps: bool = True,
 ) -> Figure:
     """One patient's report: survival curve, input contributions, maps on temporal slices.
 
@@ -207,6 +244,8 @@ def patient_figure(
         affine: (4, 4) voxel → MNI mm of the grid.
         times, survival: (T,) months and S(t | x).
         summary: ``risk_group``, ``p_recurrence_12``, ``p_recurrence_24``, ``modalities_used``.
+        voxel_maps: False for a model without voxel attributions (the slices show the
+            images only, and the title says why).
     """
     fig = Figure(figsize=(13, 7), constrained_layout=True)
     grid = fig.add_gridspec(2, 4)
@@ -230,9 +269,12 @@ def patient_figure(
                 ax.set_axis_off()
                 continue
             handle = _overlay(ax, img, a, vmax, f"{name} {plane}", aspect)
-    if handle is not None:
+    title = f"{participant_id}: predicted recurrence risk and its explanation"
+    if not voxel_maps:
+        title += " (no voxel map: this model reads atlas region measures)"
+    elif handle is not None:
         fig.colorbar(handle, ax=fig.axes[2:], shrink=0.6, label="attribution (→ higher risk)")
-    fig.suptitle(f"{participant_id}: predicted recurrence risk and its explanation")
+    fig.suptitle(title)
     return fig
 
 
@@ -272,5 +314,5 @@ def _contribution_panel(ax, explanation: Explanation) -> None:  # type: ignore[n
             va="center",
         )
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_xlabel("change in log-risk when the input is masked (share in %)")
-    ax.set_title(f"each input's contribution (log-risk {explanation.risk:+.2f})", fontsize=10)
+    ax.set_xlabel("change in risk score when the input is masked (share in %)")
+    ax.set_title(f"each input's contribution (risk score {explanation.risk:+.2f})", fontsize=10)

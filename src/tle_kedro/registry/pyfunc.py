@@ -1,4 +1,7 @@
-"""The registered model: preprocessing + fitted TransEpRelap + risk-group cut, as an MLflow pyfunc.
+"""The registered model: preprocessing + fitted model + risk-group cut, as an MLflow pyfunc.
+
+The fitted model is whichever comparison model ``registry.model`` names (TransEpRelap, a
+neural baseline, or a classical baseline on the atlas region measures).
 
 :class:`TLESurvivalModel` takes what a hospital has (a participants table and image paths),
 not tensors: it validates the table (outcome columns optional), registers and crops the
@@ -18,7 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -28,7 +31,9 @@ from tle_kedro.data.cohort import IMAGE_COLUMNS, _subject_images, is_valid_parti
 from tle_kedro.data.exclusions import PATIENT_REASONS, concat_exclusions
 from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.data.schema import validate_participants
+from tle_kedro.models.classical import SurvivalPrediction
 from tle_kedro.models.survival import cumulative_baseline_at, survival_at
+from tle_kedro.training.classical import FittedClassicalPipeline
 from tle_kedro.training.data import SurvivalArrays
 from tle_kedro.training.fitted import FittedNeuralModel
 from tle_kedro.transforms.params import PreprocessingParams
@@ -48,6 +53,8 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
 PATH_COLUMNS: tuple[str, str] = ("t1_path", "pet_path")
 COHORT_DIR_COLUMN = "cohort_dir"
 RISK_GROUP_TIME = 12.0  # months: the cut is expressed as P(recurrence by 12 months)
+# What a registered model wraps: a neural model (Breslow baseline) or a classical baseline.
+FittedModel = FittedNeuralModel | FittedClassicalPipeline
 
 
 @dataclass(frozen=True)
@@ -55,25 +62,36 @@ class RiskGroups:
     """Median split into ``low``/``high`` risk, fixed on the training cohort.
 
     Attributes:
-        threshold: cut on the final model's log-risk (``risk >= threshold`` is ``high``).
+        threshold: the cut (``value >= threshold`` is ``high``) on the model's log-risk
+            (``scale="log_risk"``) or on its P(recurrence by 12 months) (``scale="p12"``).
         p12_threshold: the same cut as P(recurrence by 12 months) of the final model.
         source: ``oof_probability`` (median out-of-fold P(recurrence by 12 months) of the
             comparison run, mapped through the final model's Breslow baseline) or
             ``final_training`` (median of the final model's risk on its own training data).
+        scale: ``log_risk`` for models with a Breslow baseline (a log-risk cut is exact and
+            needs no survival curve); ``p12`` for the classical baselines, whose risk score is
+            not a log-risk (a forest's is a summed cumulative hazard).
     """
 
     threshold: float
     p12_threshold: float
     source: str
+    scale: Literal["log_risk", "p12"] = "log_risk"
 
-    def assign(self, risk: np.ndarray) -> np.ndarray:
-        """(N,) ``"low"``/``"high"`` for (N,) log-risks."""
-        return np.where(np.asarray(risk, dtype=np.float64) >= self.threshold, "high", "low")
+    def assign(self, risk: np.ndarray, p12: np.ndarray | None = None) -> np.ndarray:
+        """(N,) ``"low"``/``"high"`` for (N,) log-risks, or (N,) P(12) on the ``p12`` scale."""
+        if self.scale == "p12":
+            if p12 is None:
+                raise ValueError("these risk groups cut P(recurrence by 12 months): pass p12")
+            value = np.asarray(p12, dtype=np.float64)
+        else:
+            value = np.asarray(risk, dtype=np.float64)
+        return np.where(value >= self.threshold, "high", "low")
 
 
 def risk_groups(
-    fitted: FittedNeuralModel,
-    training_risk: np.ndarray,
+    fitted: FittedModel,
+    training: SurvivalPrediction,
     oof_predictions: pd.DataFrame | None,
     model: str,
     source: str = "oof_probability",
@@ -82,18 +100,19 @@ def risk_groups(
 
     A Cox log-risk is identified only up to a constant, so the fold models' out-of-fold
     log-risks cannot be compared with the final model's. Their P(recurrence by 12 months) can
-    (each has its own Breslow baseline): the median out-of-fold probability ``p*`` becomes the
-    log-risk cut ``log(-log(1 - p*) / H0(12))`` of the final model.
+    (each has its own baseline): the median out-of-fold probability ``p*`` becomes the
+    log-risk cut ``log(-log(1 - p*) / H0(12))`` of a final model with a Breslow baseline, and
+    is the cut itself for a classical baseline (``scale="p12"``).
 
     Args:
-        fitted: the final model (its Breslow baseline maps probabilities to log-risks).
-        training_risk: (N,) the final model's log-risk on its training patients.
+        fitted: the final model.
+        training: its predictions on its own training patients.
         oof_predictions: long table with ``model, participant_id, surv_12``; may be None
             with ``source="final_training"``.
         model: the comparison model whose out-of-fold predictions are used.
         source: ``oof_probability`` or ``final_training``.
     """
-    h12 = float(cumulative_baseline_at(fitted.baseline, RISK_GROUP_TIME))
+    breslow = not isinstance(fitted, FittedClassicalPipeline)
     if source == "oof_probability":
         if oof_predictions is None or model not in set(oof_predictions["model"]):
             raise ValueError(
@@ -103,7 +122,10 @@ def risk_groups(
             )
         rows = oof_predictions[oof_predictions["model"] == model]
         p_star = float(np.median(1.0 - rows.groupby("participant_id")["surv_12"].mean()))
+        h12 = float(cumulative_baseline_at(fitted.baseline, RISK_GROUP_TIME)) if breslow else 1.0
         if h12 > 0 and 0.0 < p_star < 1.0:
+            if not breslow:
+                return RiskGroups(p_star, p_star, source, "p12")
             threshold = float(np.log(-np.log1p(-p_star) / h12))
             return RiskGroups(threshold, p_star, source)
         logger.warning(
@@ -114,7 +136,10 @@ def risk_groups(
         )
     elif source != "final_training":
         raise ValueError(f"risk group source must be oof_probability or final_training: {source}")
-    threshold = float(np.median(training_risk))
+    if not breslow:
+        p12 = float(np.median(1.0 - np.asarray(training.surv_12, dtype=np.float64)))
+        return RiskGroups(p12, p12, "final_training", "p12")
+    threshold = float(np.median(training.risk))
     p12 = float(1.0 - survival_at(np.array([threshold]), fitted.baseline, RISK_GROUP_TIME)[0])
     return RiskGroups(threshold, p12, "final_training")
 
@@ -186,7 +211,8 @@ class TLESurvivalModel(PythonModel):
     """Preprocessing + fitted model + risk-group cut: the object registered in MLflow.
 
     Args:
-        fitted: the final model (torch module on CPU, fitted tokenizer, Breslow baseline).
+        fitted: the final model: a neural model (torch module on CPU, fitted tokenizer,
+            Breslow baseline) or a classical baseline (fitted recipe, atlas, estimator).
         preprocessing: the training run's preprocessing parameters (the cache is switched
             off: a deployed model writes no files).
         groups: the training cohort's risk-group cut.
@@ -195,7 +221,7 @@ class TLESurvivalModel(PythonModel):
 
     def __init__(
         self,
-        fitted: FittedNeuralModel,
+        fitted: FittedModel,
         preprocessing: PreprocessingParams,
         groups: RiskGroups,
         info: dict[str, Any] | None = None,
@@ -251,8 +277,9 @@ class TLESurvivalModel(PythonModel):
         exclusions = concat_exclusions(table_exclusions, image_exclusions)
         return PreparedCohort(used, tensors, exclusions, len(raw))
 
-    def arrays(self, prepared: PreparedCohort) -> SurvivalArrays:
-        """Model tensors of the prepared patients (training tokenizer, no outcome)."""
+    def arrays(self, prepared: PreparedCohort) -> SurvivalArrays | pd.DataFrame:
+        """Model inputs of the prepared patients: tensors (training tokenizer) of a neural
+        model, the design matrix (training recipe, atlas measures) of a classical one."""
         ids = list(prepared.table["participant_id"])
         return self.fitted.arrays(ids, prepared.tensors, prepared.table)
 
@@ -265,7 +292,7 @@ class TLESurvivalModel(PythonModel):
             {
                 "participant_id": prepared.table["participant_id"].astype(str).to_numpy(),
                 "risk": prediction.risk,
-                "risk_group": self.groups.assign(prediction.risk),
+                "risk_group": self.groups.assign(prediction.risk, 1.0 - prediction.surv_12),
                 "p_recurrence_12": 1.0 - prediction.surv_12,
                 "p_recurrence_24": 1.0 - prediction.surv_24,
                 "modalities_used": self.modalities_used(prepared.tensors.index),
@@ -283,9 +310,13 @@ class TLESurvivalModel(PythonModel):
             out.append("+".join(names + clinical) or "none")
         return out
 
-    def survival_curves(self, risk: np.ndarray, times: np.ndarray) -> np.ndarray:
-        """(N, T) S(t | x) from (N,) log-risks at (T,) months (Breslow baseline)."""
-        return survival_at(risk, self.fitted.baseline, np.asarray(times, dtype=np.float64))
+    def survival_curves(
+        self, prepared: PreparedCohort, times: np.ndarray, risk: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(N, T) S(t | x) of the prepared patients at (T,) months; ``risk``: their predicted
+        risks when known (a neural model then needs no second forward pass)."""
+        times = np.asarray(times, dtype=np.float64)
+        return self.fitted.survival(self.arrays(prepared), times, risk)  # type: ignore[arg-type]
 
 
 def as_survival_model(model: Any) -> TLESurvivalModel:

@@ -22,13 +22,8 @@ import pandas as pd
 from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.evaluation.concordance import harrell_c
 from tle_kedro.features.clinical import fit_transform_fold
-from tle_kedro.models.classical import (
-    FittedClassicalModel,
-    SurvivalPrediction,
-    combine,
-    fit_cox_clinical,
-    fit_rsf,
-)
+from tle_kedro.models.classical import FittedClassicalModel, SurvivalPrediction, combine
+from tle_kedro.training.classical import fit_family
 from tle_kedro.training.config import ClassicalConfig, TuningConfig
 from tle_kedro.training.data import make_survival_arrays, outcome_arrays, rows_for
 from tle_kedro.training.fit import FitInputs, FittedNeuralModel, fit_neural_model
@@ -164,22 +159,7 @@ def fit_classical(
         assert data.imaging_features is not None
         x_train = combine(x_train, _imaging_matrix(data.imaging_features, train_ids))
         x_test = combine(x_test, _imaging_matrix(data.imaging_features, test_ids))
-    if spec.family == "rsf_region_measures":
-        model = fit_rsf(
-            x_train,
-            time,
-            event,
-            config.rsf_n_estimators,
-            config.rsf_min_samples_leaf,
-            config.rsf_max_features,
-            config.seed,
-            config.rsf_n_jobs,
-            name=spec.name,
-        )
-    else:
-        model = fit_cox_clinical(
-            x_train, time, event, config.cox_penalizer, name=spec.name, seed=config.seed
-        )
+    model = fit_family(spec.family, spec.name, x_train, time, event, config)
     return model, model.predict(x_test)
 
 

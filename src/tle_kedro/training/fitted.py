@@ -70,6 +70,17 @@ class FittedNeuralModel:
         surv = survival_at(risk, self.baseline, np.asarray(SURVIVAL_TIMES))  # (N, 2)
         return SurvivalPrediction(risk=risk, surv_12=surv[:, 0], surv_24=surv[:, 1])
 
+    def survival(
+        self,
+        data: SurvivalBatch | SurvivalArrays,
+        times: np.ndarray,
+        risk: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """(N, T) S(t | x) at (T,) months (Breslow baseline); ``risk``: the (N,) log-risks of
+        ``data`` when already computed (saves a forward pass)."""
+        risk = self.log_risk(data) if risk is None else np.asarray(risk, dtype=np.float64)
+        return survival_at(risk, self.baseline, np.asarray(times, dtype=np.float64))
+
 
 def predict_log_risk(
     model: torch.nn.Module,

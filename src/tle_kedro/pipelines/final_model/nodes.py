@@ -19,11 +19,11 @@ from tle_kedro.registry.promotion import (
     validation_metric,
     validation_predictions,
 )
-from tle_kedro.registry.pyfunc import TLESurvivalModel, risk_groups
+from tle_kedro.registry.pyfunc import FittedModel, TLESurvivalModel, risk_groups
+from tle_kedro.training.classical import fit_final_classical
 from tle_kedro.training.cv import CVData
 from tle_kedro.training.final import fit_final_model
-from tle_kedro.training.fitted import FittedNeuralModel
-from tle_kedro.training.specs import build_specs, parse_modeling_params
+from tle_kedro.training.specs import ModelName, build_specs, parse_modeling_params
 from tle_kedro.transforms.params import parse_preprocessing_params
 
 logger = logging.getLogger(__name__)
@@ -33,10 +33,8 @@ class RegistryParams(BaseModel):
     """``registry:`` in parameters_registry.yml."""
 
     model_config = ConfigDict(extra="forbid")
-    model_name: str = Field("tle_transeprelap", min_length=1)
-    model: Literal[
-        "transeprelap", "transeprelap_no_pet", "transeprelap_no_mri", "transeprelap_no_clinical"
-    ] = "transeprelap"
+    model_name: str = Field("tle_recurrence", min_length=1)
+    model: ModelName | Literal["auto"] = "auto"  # type: ignore[valid-type]
     metric: Literal["harrell_c"] = "harrell_c"
     margin: float = Field(0.0, ge=0.0)
     paired_n_boot: int = Field(1000, ge=100)
@@ -45,46 +43,102 @@ class RegistryParams(BaseModel):
     risk_group_threshold: Literal["oof_probability", "final_training"] = "oof_probability"
 
 
+def choose_model(
+    oof_predictions: pd.DataFrame, clinical_validated: pd.DataFrame, registry: RegistryParams
+) -> tuple[str, dict[str, float]]:
+    """The comparison model to refit and register, and every candidate's validation value.
+
+    ``registry.model: auto`` takes the model with the best out-of-fold ``registry.metric`` in
+    this run (ties: the first in the configured order of ``oof_predictions``); a named model
+    is taken as is (it must have out-of-fold rows: the card reports its validation value).
+    """
+    names = list(dict.fromkeys(oof_predictions["model"]))
+    values = {
+        m: validation_metric(oof_predictions, clinical_validated, m, registry.metric) for m in names
+    }
+    if registry.model != "auto":
+        if registry.model not in values:
+            raise ValueError(
+                f"registry.model {registry.model!r} has no out-of-fold predictions (models: "
+                f"{names}); add it to modeling.models or set registry.model: auto"
+            )
+        return registry.model, values
+    finite = {m: v for m, v in values.items() if np.isfinite(v)}
+    if not finite:
+        raise ValueError(f"registry.model auto: no model has a finite {registry.metric}")
+    best = max(finite, key=lambda m: finite[m])
+    logger.info(
+        "registry.model auto: %s (out-of-fold %s %s)",
+        best,
+        registry.metric,
+        ", ".join(f"{m} {v:.3f}" for m, v in sorted(finite.items(), key=lambda kv: -kv[1])),
+    )
+    return best, values
+
+
 def fit_final(
     clinical_validated: pd.DataFrame,
     image_tensors: ImageTensors,
+    clinical_recipe: Any,
     clinical_tokenizer: Any,
+    oof_predictions: pd.DataFrame,
     modeling: dict[str, Any],
     registry: dict[str, Any],
     atlas: dict[str, Any],
-) -> tuple[FittedNeuralModel, dict[str, Any]]:
-    """Refit ``registry.model`` on every usable patient (Optuna study ``<study>-final``).
+) -> tuple[FittedModel, dict[str, Any]]:
+    """Refit the registered model on every usable patient.
+
+    The model is ``registry.model``, or with ``auto`` the comparison model with the best
+    out-of-fold validation metric of this run (:func:`choose_model`). A neural model's
+    hyperparameters, when tuned, come from the Optuna study ``<study>-final``; a classical
+    baseline refits its recipe, penalty search and estimator on every patient.
 
     Returns:
-        The fitted model (Breslow baseline on all patients) and its fit summary (tuned
-        parameters, epochs).
+        The fitted model and its fit summary (``model``, the candidates' validation values,
+        tuned parameters, epochs).
     """
     reg = RegistryParams(**registry)
-    _, model_cfg, train_cfg, _, tuning = parse_modeling_params(
+    name, candidates = choose_model(oof_predictions, clinical_validated, reg)
+    _, model_cfg, train_cfg, classical, tuning = parse_modeling_params(
         modeling, image_tensors.grid_shape, image_tensors.affine, atlas
     )
-    spec = build_specs([reg.model], model_cfg, train_cfg)[0]
-    data = CVData(
-        clinical=clinical_validated,
-        folds=pd.DataFrame(columns=["participant_id", "repeat", "fold"]),
-        image_tensors=image_tensors,
-        tokenizer=clinical_tokenizer,
-    )
-    fitted, tuned = fit_final_model(spec, data, tuning)
+    spec = build_specs([name], model_cfg, train_cfg)[0]
+    fitted: FittedModel
+    if spec.family == "neural":
+        data = CVData(
+            clinical=clinical_validated,
+            folds=pd.DataFrame(columns=["participant_id", "repeat", "fold"]),
+            image_tensors=image_tensors,
+            tokenizer=clinical_tokenizer,
+        )
+        fitted, tuned = fit_final_model(spec, data, tuning)
+    else:
+        fitted = fit_final_classical(
+            name,
+            spec.family,
+            clinical_validated,
+            image_tensors,
+            clinical_recipe,
+            classical,
+            model_cfg.atlas,
+        )
+        tuned = {}
     summary = {
-        "model": reg.model,
+        "model": name,
+        "model_choice": "auto" if reg.model == "auto" else "configured",
+        "candidates": {m: float(v) for m, v in candidates.items()},
         "n_patients": len(clinical_validated),
         "n_events": int(clinical_validated["recurrence"].sum()),
         "tuned_params": tuned,
         "epochs_run": len(fitted.history),
         "best_epoch": fitted.best_epoch,
     }
-    logger.info("final %s fitted on %d patients: %s", reg.model, len(clinical_validated), summary)
+    logger.info("final %s fitted on %d patients: %s", name, len(clinical_validated), summary)
     return fitted, summary
 
 
 def bundle_model(
-    final_model: FittedNeuralModel,
+    final_model: FittedModel,
     final_fit_summary: dict[str, Any],
     oof_predictions: pd.DataFrame,
     clinical_validated: pd.DataFrame,
@@ -98,6 +152,7 @@ def bundle_model(
     once the model is logged and registered.
     """
     reg = RegistryParams(**registry)
+    model = str(final_fit_summary["model"])
     params = parse_preprocessing_params(preprocessing)
     if not np.allclose(
         image_tensors.affine, crop_grid_affine(params.crop_box_mni, params.grid_shape)
@@ -107,35 +162,36 @@ def bundle_model(
             "rerun data_processing so the registered preprocessing matches the training tensors"
         )
     ids = list(clinical_validated["participant_id"])
-    training_risk = final_model.log_risk(final_model.arrays(ids, image_tensors, clinical_validated))
-    groups = risk_groups(
-        final_model, training_risk, oof_predictions, reg.model, reg.risk_group_threshold
-    )
+    training = final_model.predict(final_model.arrays(ids, image_tensors, clinical_validated))  # type: ignore[arg-type]
+    groups = risk_groups(final_model, training, oof_predictions, model, reg.risk_group_threshold)
     card = {
         **final_fit_summary,
         "model_name": reg.model_name,
         "validation_metric": reg.metric,
         "validation_value": validation_metric(
-            oof_predictions, clinical_validated, reg.model, reg.metric
+            oof_predictions, clinical_validated, model, reg.metric
         ),
         "validation_cohort": cohort_fingerprint(clinical_validated),
         "validation_folds": fold_fingerprint(
-            validation_predictions(oof_predictions, clinical_validated, reg.model)
+            validation_predictions(oof_predictions, clinical_validated, model)
         ),
         "risk_threshold": groups.threshold,
         "risk_threshold_p12": groups.p12_threshold,
         "risk_threshold_source": groups.source,
-        "training_risk_quartiles": np.percentile(training_risk, [25, 50, 75]).tolist(),
+        "risk_threshold_scale": groups.scale,
+        "training_risk_quartiles": np.percentile(training.risk, [25, 50, 75]).tolist(),
     }
     return TLESurvivalModel(final_model, params, groups, info=card), card
 
 
 def select_validation_predictions(
-    oof_predictions: pd.DataFrame, clinical_validated: pd.DataFrame, registry: dict[str, Any]
+    oof_predictions: pd.DataFrame,
+    clinical_validated: pd.DataFrame,
+    final_fit_summary: dict[str, Any],
 ) -> pd.DataFrame:
     """The registered model's out-of-fold rows, patients as cohort positions (logged, so a
     later run on the same cohort can pair with them; no participant id reaches MLflow)."""
-    model = RegistryParams(**registry).model
+    model = str(final_fit_summary["model"])
     return validation_predictions(oof_predictions, clinical_validated, model)
 
 

@@ -1,7 +1,8 @@
 """The ``final_model`` pipeline: refit on every patient → MLflow pyfunc → registry alias.
 
-Runs after ``modeling`` in ``__default__`` (it reads ``oof_predictions`` for the validation
-metric and the risk-group cut). The model is logged and registered by the catalog entry
+Runs after ``modeling`` in ``__default__``: it reads ``oof_predictions`` to choose the model
+(``registry.model: auto`` = the best out-of-fold validation metric), for the validation
+metric and for the risk-group cut. The model is logged and registered by the catalog entry
 ``registered_model`` (``MlflowModelTrackingDataset``, ``registered_model_name``); the
 promotion node reads ``final_model_card``, saved by the same node right after the model, so
 it always runs once the new version exists.
@@ -22,7 +23,9 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                 inputs=[
                     "clinical_validated",
                     "image_tensors",
+                    "clinical_features",
                     "clinical_tokenizer",
+                    "oof_predictions",
                     "params:modeling",
                     "params:registry",
                     "params:atlas",
@@ -46,7 +49,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
             ),
             Node(
                 nodes.select_validation_predictions,
-                inputs=["oof_predictions", "clinical_validated", "params:registry"],
+                inputs=["oof_predictions", "clinical_validated", "final_fit_summary"],
                 outputs="validation_predictions",
                 name="select_validation_predictions",
             ),

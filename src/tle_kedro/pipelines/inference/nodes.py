@@ -13,8 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tle_kedro.data.cohort import RawCohort
 from tle_kedro.data.exclusions import concat_exclusions, summary_line
-from tle_kedro.registry.explain import explain, patient_figure
+from tle_kedro.registry.explain import explain, explain_measures, patient_figure
 from tle_kedro.registry.pyfunc import PreparedCohort, TLESurvivalModel, as_survival_model
+from tle_kedro.training.classical import FittedClassicalPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -69,17 +70,25 @@ def explain_patients(
         return {}
     arrays = model.arrays(prepared)
     times = np.linspace(0.0, p.horizon_months, 200)
-    curves = model.survival_curves(predictions["risk"].to_numpy(float), times)  # (N, T)
+    curves = model.survival_curves(prepared, times, predictions["risk"].to_numpy(float))  # (N, T)
+    fitted = model.fitted
     figures: dict[str, Figure] = {}
     for i, row in enumerate(predictions.to_dict("records")):
-        explanation = explain(
-            model.fitted.model,
-            arrays.batch([i]),
-            p.method,
-            p.n_steps,
-            p.occlusion_window,
-            p.occlusion_stride,
-        )
+        if isinstance(fitted, FittedClassicalPipeline):
+            assert isinstance(arrays, pd.DataFrame)
+            explanation = explain_measures(
+                fitted.estimator, arrays.iloc[[i]], prepared.tensors.grid_shape
+            )
+        else:
+            assert not isinstance(arrays, pd.DataFrame)
+            explanation = explain(
+                fitted.model,
+                arrays.batch([i]),
+                p.method,
+                p.n_steps,
+                p.occlusion_window,
+                p.occlusion_stride,
+            )
         figures[f"{row['participant_id']}.png"] = patient_figure(
             row["participant_id"],
             explanation,
@@ -88,5 +97,6 @@ def explain_patients(
             times,
             curves[i],
             row,
+            voxel_maps=not isinstance(fitted, FittedClassicalPipeline),
         )
     return figures

@@ -1,7 +1,7 @@
 """The ``inference`` pipeline: a registered model + new patients → predictions and reports.
 
 ``kedro run --pipelines=inference --params=cohort_dir=/path/to/new_patients`` (the champion;
-``--params=model_uri=models:/tle_transeprelap/3`` picks another version).
+``--params=model_uri=models:/tle_recurrence/3`` picks another version).
 """
 
 from __future__ import annotations
