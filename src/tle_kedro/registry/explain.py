@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from tle_kedro.data.atlas import region_centroid_mm
 from tle_kedro.models.batch import SurvivalBatch
 from tle_kedro.models.classical import FittedClassicalModel
+from tle_kedro.training.classical import FittedClassicalPipeline
 
 Method = Literal["integrated_gradients", "occlusion"]
 INPUTS: tuple[str, str, str] = ("T1", "PET", "clinical")
@@ -157,6 +158,27 @@ def explain(
     maps = attribution_maps(model, batch, method, n_steps, window, stride)
     risk, contributions, shares = modality_contributions(model, batch)
     return Explanation(maps, risk, contributions, shares)
+
+
+def explain_patient(
+    fitted: Any,
+    inputs: Any,
+    i: int,
+    method: Method = "integrated_gradients",
+    n_steps: int = 16,
+    window: int = 6,
+    stride: int = 3,
+) -> Explanation:
+    """Patient ``i`` of a registered model's ``inputs`` (``TLESurvivalModel.arrays``):
+    :func:`explain` for a neural model, :func:`explain_measures` for a classical baseline."""
+    if isinstance(fitted, FittedClassicalPipeline):
+        return explain_measures(fitted.estimator, inputs.iloc[[i]], fitted.model_config.grid_shape)
+    return explain(fitted.model, inputs.batch([i]), method, n_steps, window, stride)
+
+
+def has_voxel_maps(fitted: Any) -> bool:
+    """Whether :func:`explain_patient` gives voxel attributions for this fitted model."""
+    return not isinstance(fitted, FittedClassicalPipeline)
 
 
 def measure_inputs(columns: list[str]) -> dict[str, list[str]]:

@@ -13,9 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tle_kedro.data.cohort import RawCohort
 from tle_kedro.data.exclusions import concat_exclusions, summary_line
-from tle_kedro.registry.explain import explain, explain_measures, patient_figure
+from tle_kedro.registry.explain import explain_patient, has_voxel_maps, patient_figure
 from tle_kedro.registry.pyfunc import PreparedCohort, TLESurvivalModel, as_survival_model
-from tle_kedro.training.classical import FittedClassicalPipeline
 
 logger = logging.getLogger(__name__)
 
@@ -71,24 +70,17 @@ def explain_patients(
     arrays = model.arrays(prepared)
     times = np.linspace(0.0, p.horizon_months, 200)
     curves = model.survival_curves(prepared, times, predictions["risk"].to_numpy(float))  # (N, T)
-    fitted = model.fitted
     figures: dict[str, Figure] = {}
     for i, row in enumerate(predictions.to_dict("records")):
-        if isinstance(fitted, FittedClassicalPipeline):
-            assert isinstance(arrays, pd.DataFrame)
-            explanation = explain_measures(
-                fitted.estimator, arrays.iloc[[i]], prepared.tensors.grid_shape
-            )
-        else:
-            assert not isinstance(arrays, pd.DataFrame)
-            explanation = explain(
-                fitted.model,
-                arrays.batch([i]),
-                p.method,
-                p.n_steps,
-                p.occlusion_window,
-                p.occlusion_stride,
-            )
+        explanation = explain_patient(
+            model.fitted,
+            arrays,
+            i,
+            p.method,
+            p.n_steps,
+            p.occlusion_window,
+            p.occlusion_stride,
+        )
         figures[f"{row['participant_id']}.png"] = patient_figure(
             row["participant_id"],
             explanation,
@@ -97,6 +89,6 @@ def explain_patients(
             times,
             curves[i],
             row,
-            voxel_maps=not isinstance(fitted, FittedClassicalPipeline),
+            voxel_maps=has_voxel_maps(model.fitted),
         )
     return figures
