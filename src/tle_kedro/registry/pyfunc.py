@@ -112,7 +112,8 @@ def risk_groups(
         model: the comparison model whose out-of-fold predictions are used.
         source: ``oof_probability`` or ``final_training``.
     """
-    breslow = not isinstance(fitted, FittedClassicalPipeline)
+    # the Breslow baseline of a Cox-type model; None for a classical baseline (P(12) scale)
+    baseline = None if isinstance(fitted, FittedClassicalPipeline) else fitted.baseline
     if source == "oof_probability":
         if oof_predictions is None or model not in set(oof_predictions["model"]):
             raise ValueError(
@@ -122,9 +123,9 @@ def risk_groups(
             )
         rows = oof_predictions[oof_predictions["model"] == model]
         p_star = float(np.median(1.0 - rows.groupby("participant_id")["surv_12"].mean()))
-        h12 = float(cumulative_baseline_at(fitted.baseline, RISK_GROUP_TIME)) if breslow else 1.0
+        h12 = 1.0 if baseline is None else float(cumulative_baseline_at(baseline, RISK_GROUP_TIME))
         if h12 > 0 and 0.0 < p_star < 1.0:
-            if not breslow:
+            if baseline is None:
                 return RiskGroups(p_star, p_star, source, "p12")
             threshold = float(np.log(-np.log1p(-p_star) / h12))
             return RiskGroups(threshold, p_star, source)
@@ -136,11 +137,11 @@ def risk_groups(
         )
     elif source != "final_training":
         raise ValueError(f"risk group source must be oof_probability or final_training: {source}")
-    if not breslow:
+    if baseline is None:
         p12 = float(np.median(1.0 - np.asarray(training.surv_12, dtype=np.float64)))
         return RiskGroups(p12, p12, "final_training", "p12")
     threshold = float(np.median(training.risk))
-    p12 = float(1.0 - survival_at(np.array([threshold]), fitted.baseline, RISK_GROUP_TIME)[0])
+    p12 = float(1.0 - survival_at(np.array([threshold]), baseline, RISK_GROUP_TIME)[0])
     return RiskGroups(threshold, p12, "final_training")
 
 
