@@ -219,3 +219,57 @@ def test_region_linear_needs_region_tokens() -> None:
     with pytest.raises(ValueError, match="region_linear needs region_tokens"):
         tiny_config(region_tokens=False)
     assert not tiny_model(region_tokens=False, region_linear=False).region_linear
+
+
+def _summary_output(model: TransEpRelap, batch: SurvivalBatch) -> torch.Tensor:
+    """The summary token after the joint attention (what the head reads first)."""
+    seen: list[torch.Tensor] = []
+    handle = model.inter.register_forward_hook(lambda _m, _i, out: seen.append(out[:, 0]))
+    risk(model, batch)
+    handle.remove()
+    return seen[0]
+
+
+def _other_clinical(batch: SurvivalBatch) -> SurvivalBatch:
+    torch.manual_seed(11)
+    num = torch.randn_like(batch.clin_num) * 3
+    return SurvivalBatch(batch.images, batch.modality_mask, num, batch.clin_cat)
+
+
+def test_clinical_after_keeps_clinical_tokens_out_of_attention() -> None:
+    batch = make_batch(3, GRID)
+    after = tiny_model(clinical_fusion="after").eval()
+    assert after.head[-1].in_features == 2 * after.config.d_model
+    # the attention never sees the clinical values; the risk still depends on them
+    torch.testing.assert_close(
+        _summary_output(after, batch), _summary_output(after, _other_clinical(batch))
+    )
+    assert not torch.allclose(risk(after, batch), risk(after, _other_clinical(batch)))
+    inside = tiny_model(clinical_fusion="attention").eval()
+    assert inside.head[-1].in_features == inside.config.d_model
+    assert not torch.allclose(
+        _summary_output(inside, batch), _summary_output(inside, _other_clinical(batch))
+    )
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_clinical_after_without_any_clinical_value_is_finite_and_trains(train: bool) -> None:
+    model = tiny_model(clinical_fusion="after").train(train)
+    batch = make_batch(3, GRID)
+    none = SurvivalBatch(
+        batch.images,
+        batch.modality_mask,
+        torch.full_like(batch.clin_num, math.nan),
+        torch.full_like(batch.clin_cat, -1),
+    )
+    out = model(none)
+    assert torch.isfinite(out).all()
+    model(batch).sum().backward()
+    grads = [p.grad for p in model.clinical.parameters() if p.grad is not None]
+    assert grads and any(g.abs().sum() > 0 for g in grads)
+
+
+def test_clinical_after_with_clinical_switched_off_is_the_plain_head() -> None:
+    model = tiny_model(clinical_fusion="after", use_clinical=False)
+    assert model.clinical is None and not model.clinical_after
+    assert model.head[-1].in_features == model.config.d_model

@@ -26,8 +26,13 @@ def _project_params() -> dict:
 
 def test_project_parameters_validate_and_list_every_model() -> None:
     params, model, train, _, tuning = parse_modeling_params(_project_params(), GRID)
-    ablations = {"transeprelap_no_pet", "transeprelap_no_mri", "transeprelap_no_clinical"}
-    # every model but the modality ablations (conf/ablations), in the table's order
+    ablations = {
+        "transeprelap_no_pet",
+        "transeprelap_no_mri",
+        "transeprelap_no_clinical",
+        "transeprelap_clinical_after",
+    }
+    # every model but the ablations on request (conf/ablations), in the table's order
     assert tuple(params.models) == tuple(m for m in ALL_MODELS if m not in ablations)
     assert tuple(params.models) == DEFAULT_MODELS
     assert model.grid_shape == GRID  # taken from the image tensors, not the YAML
@@ -57,6 +62,9 @@ def test_ablations_switch_one_modality_off_and_share_transeprelaps_study() -> No
         assert spec.kind == "transeprelap"
         assert getattr(spec.model_config, off) is False
         assert spec.tune_with == "transeprelap"
+    after = specs["transeprelap_clinical_after"]
+    assert after.model_config.clinical_fusion == "after" and after.tune_with == "transeprelap"
+    assert specs["transeprelap"].model_config.clinical_fusion == "attention"
     assert specs["cox_clinical"].family == "cox_clinical"
     assert specs["resnet_image"].tune_with is None
 
@@ -131,14 +139,15 @@ def test_every_environment_merges_into_valid_parameters(env: str) -> None:
         assert base_point(dict(tuning.search_space), model, train) is not None
         assert train.augment.backend == "torchio" and train.inner_val_fraction > 0
     if env == "ablations":
-        # the default comparison plus the three modality ablations, each one switch off
+        # the default comparison plus the three modality ablations and the clinical fusion variant
         base = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), env="base",
                                  **{**CONFIG_LOADER_ARGS, "default_run_env": "base"})  # fmt: skip
         default = set(base["parameters"]["modeling"]["models"])
         names = set(params.models)
         assert default < names
         assert names - default == {
-            "transeprelap_no_pet", "transeprelap_no_mri", "transeprelap_no_clinical"
+            "transeprelap_no_pet", "transeprelap_no_mri", "transeprelap_no_clinical",
+            "transeprelap_clinical_after",
         }  # fmt: skip
         specs = build_specs(list(params.models), model, train)
         off = {s.name: s.model_config for s in specs if s.name in names - default}

@@ -38,6 +38,9 @@ class ModelConfig(BaseModel):
             masked out entirely and its encoder is not built.
         clinical_tokens: ``per_variable`` (one token per variable) or ``pooled`` (the mean
             of a patient's present variable tokens as one token).
+        clinical_fusion: TransEpRelap: ``attention`` (clinical tokens join the joint
+            attention) or ``after`` (their pooled vector is concatenated with the summary
+            token's output before the risk head, as in TransRP).
         fusion_hidden: hidden width of the late-fusion MLP.
         ipsilateral_view: mirror right-operated patients so the operated side is always on
             the left of the image (``models.side``); needs the operative-side column.
@@ -80,6 +83,7 @@ class ModelConfig(BaseModel):
     use_pet: bool = True
     use_clinical: bool = True
     clinical_tokens: Literal["per_variable", "pooled"] = "pooled"
+    clinical_fusion: Literal["attention", "after"] = "attention"
     fusion_hidden: int = Field(32, ge=1)
     ipsilateral_view: bool = True
     asymmetry_channel: bool = True

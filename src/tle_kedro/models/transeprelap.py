@@ -5,7 +5,9 @@ Each image modality goes through its own 3D ResNet-18 into a grid of tokens (mod
 first inside each modality, then jointly over all tokens plus a learned summary token whose
 output feeds the Cox risk head (LayerNorm → Linear → scalar log-risk). With
 ``region_linear`` a linear term of the standardised regional measures is added to that
-log-risk (wide & deep).
+log-risk (wide & deep). With ``clinical_fusion: after`` the clinical tokens stay out of the
+joint attention: their pooled vector is concatenated with the summary token's output before
+the head (TransRP's finding: clinical variables joined after the Transformer).
 
 Missing data is removed from attention, never zero-filled into it: a missing, switched-off
 or dropped image modality and a missing clinical value are key-padding-masked. The summary
@@ -113,7 +115,11 @@ class TransEpRelap(nn.Module):
                 self.intra[g] = transformer_stack(config, config.n_intra_layers)
         self.summary = nn.Parameter(torch.randn(1, 1, d) * 0.02)
         self.inter = transformer_stack(config, config.n_inter_layers)
-        self.head = nn.Sequential(nn.LayerNorm(d), nn.Dropout(config.dropout), nn.Linear(d, 1))
+        self.clinical_after = self.clinical is not None and config.clinical_fusion == "after"
+        width = 2 * d if self.clinical_after else d
+        self.head = nn.Sequential(
+            nn.LayerNorm(width), nn.Dropout(config.dropout), nn.Linear(width, 1)
+        )
 
     def present_modalities(self, batch: SurvivalBatch) -> Tensor:
         """(B, 2) bool: present, switched on and (in training) not dropped."""
@@ -164,13 +170,15 @@ class TransEpRelap(nn.Module):
             linear = self.region_linear[m](basis).squeeze(-1)
         return tokens, linear
 
-    def _clinical_group(self, batch: SurvivalBatch) -> list[tuple[Tensor, Tensor]]:
+    def _clinical_group(self, batch: SurvivalBatch, pooled: bool) -> list[tuple[Tensor, Tensor]]:
+        """The clinical (tokens, padding): one per variable, or ``pooled`` into one token (the
+        mean of the present variables' tokens; zero and padded when none is present)."""
         if self.clinical is None:
             return []
         tokens, missing = self.clinical(batch.clin_num, batch.clin_cat)  # (B, Nv, d), (B, Nv)
         if "clinical" in self.intra:
             tokens = attend_present_rows(self.intra["clinical"], tokens, missing)
-        if self.config.clinical_tokens == "pooled":
+        if pooled:
             keep = (~missing).unsqueeze(-1).to(tokens.dtype)  # (B, Nv, 1)
             count = keep.sum(dim=1)  # (B, 1)
             tokens = ((tokens * keep).sum(dim=1) / count.clamp(min=1)).unsqueeze(1)  # (B, 1, d)
@@ -188,12 +196,18 @@ class TransEpRelap(nn.Module):
         b = batch.batch_size
         present = self.present_modalities(batch)
         image_groups, linear = self._image_groups(batch, present)
-        groups = image_groups + self._clinical_group(batch)
+        pooled = self.clinical_after or self.config.clinical_tokens == "pooled"
+        clinical = self._clinical_group(batch, pooled)
+        groups = image_groups + ([] if self.clinical_after else clinical)
         summary = self.summary.expand(b, -1, -1)  # (B, 1, d)
         no_pad = torch.zeros(b, 1, dtype=torch.bool, device=summary.device)
         tokens = torch.cat([summary] + [t for t, _ in groups], dim=1)  # (B, 1 + N_all, d)
         padding = torch.cat([no_pad] + [p for _, p in groups], dim=1)  # (B, 1 + N_all)
         tokens = tokens.masked_fill(padding.unsqueeze(-1), 0.0)
         tokens = self.inter(tokens, src_key_padding_mask=padding)
-        risk = self.head(tokens[:, 0]).squeeze(-1)
+        head_input = tokens[:, 0]  # (B, d)
+        if self.clinical_after:
+            clin, absent = clinical[0]  # (B, 1, d), (B, 1): zero where no variable is present
+            head_input = torch.cat([head_input, clin[:, 0].masked_fill(absent, 0.0)], dim=-1)
+        risk = self.head(head_input).squeeze(-1)
         return risk if linear is None else risk + linear.to(risk.dtype)

@@ -52,6 +52,7 @@ ModelName = Literal[
     "transeprelap_no_mri",
     "transeprelap_no_clinical",
     "transeprelap_no_region_tokens",
+    "transeprelap_clinical_after",
 ]
 ALL_MODELS: tuple[str, ...] = ModelName.__args__  # type: ignore[attr-defined]
 
@@ -62,10 +63,14 @@ _ABLATIONS: dict[str, dict[str, bool]] = {
     "transeprelap_no_clinical": {"use_clinical": False},
     # images and clinical data through attention only: no region measures at all
     "transeprelap_no_region_tokens": {"region_tokens": False, "region_linear": False},
+    # clinical data joined after the Transformer instead of inside its attention (TransRP)
+    "transeprelap_clinical_after": {"clinical_fusion": "after"},
 }
-# The modality ablations run on request (conf/ablations): the default run fits the others.
+# The modality ablations and the clinical-fusion variant run on request (conf/ablations):
+# the default run fits the others.
 MODALITY_ABLATIONS = ("transeprelap_no_pet", "transeprelap_no_mri", "transeprelap_no_clinical")
-DEFAULT_MODELS: tuple[str, ...] = tuple(m for m in ALL_MODELS if m not in MODALITY_ABLATIONS)
+ON_REQUEST = (*MODALITY_ABLATIONS, "transeprelap_clinical_after")
+DEFAULT_MODELS: tuple[str, ...] = tuple(m for m in ALL_MODELS if m not in ON_REQUEST)
 
 
 class ModelingParams(BaseModel):
