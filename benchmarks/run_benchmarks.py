@@ -414,6 +414,20 @@ def main() -> None:
             "`monai.networks.nets.resnet18(spatial_dims=3, n_input_channels=2, num_classes=1)`, "
             "same batch, median of 3 steps"
         )
+        from augment_backends import backend_seconds  # benchmarks/augment_backends.py
+
+        from tle_kedro.datasets.tensors import ImageTensorsDataset
+
+        tensors = ImageTensorsDataset(str(root / "data/03_primary/image_tensors")).load()
+        aug = backend_seconds(tensors.volumes[:16], tensors.modality_mask[:16])
+        extra["augmentation per batch of 16, `torch` backend (default)"] = (
+            f"{aug['torch']:.3f} s | every patient augmented (`p_augment: 1`), one thread, "
+            "median of 7 (`python benchmarks/augment_backends.py data`)"
+        )
+        extra["augmentation per batch of 16, `torchio` backend"] = (
+            f"{aug['torchio']:.3f} s ({aug['torchio'] / aug['torch']:.1f}× the torch backend)"
+            " | same"
+        )
         if not args.skip_modeling:
             load, per_patient = inference_seconds_per_patient(root)
             values["inference"] = per_patient

@@ -131,3 +131,72 @@ def test_affine_theta_shifts_along_the_volume_axes_in_voxels() -> None:
 def test_elastic_needs_the_torchio_backend() -> None:
     with pytest.raises(ValidationError, match="elastic"):
         AugmentConfig(elastic=True, backend="torch")
+
+
+# ---- both backends draw the same families: each family alone leaves its own signature ----
+NO_AFFINE = {"degrees": 0.0, "scales": 0.0, "translation": 0.0}
+NO_INTENSITY = {"log_gamma": 0.0, "bias_field": 0.0, "noise_std": 0.0}
+STRENGTH = 2.0
+
+
+def _positive_batch() -> torch.Tensor:
+    """(3, 2, 12, 10, 8) with values in [0.5, 1.5] (gamma and bias act on positive images)."""
+    gen = torch.Generator().manual_seed(0)
+    return 0.5 + torch.rand(3, 2, 12, 10, 8, generator=gen)
+
+
+def _only(family: dict[str, float], backend: str) -> tuple[torch.Tensor, torch.Tensor]:
+    images = _positive_batch()
+    config = AugmentConfig(
+        **{**NO_AFFINE, **NO_INTENSITY, **family},
+        strength=STRENGTH,
+        backend=backend,
+        p_augment=1.0,
+    )
+    out, _ = augment_batch(images, torch.ones(3, 2, dtype=torch.bool), config, seed=4)
+    assert not torch.allclose(out, images)
+    return images.double(), out.double()
+
+
+@pytest.mark.parametrize("backend", ["torchio", "torch"])
+def test_gamma_alone_is_a_power_of_each_image(backend: str) -> None:
+    images, out = _only({"log_gamma": 0.1}, backend)
+    for p in range(3):
+        for c in range(2):
+            x, y = images[p, c].flatten(), out[p, c].flatten()
+            keep = x.log().abs() > 0.05
+            gamma = y[keep].log() / x[keep].log()  # one exponent for the whole image
+            assert float(gamma.std()) < 1e-3
+            assert abs(float(gamma.mean().log())) <= 0.1 * STRENGTH + 1e-6
+
+
+def _monomials(shape: tuple[int, ...]) -> torch.Tensor:
+    axes = [torch.linspace(-1, 1, d, dtype=torch.float64) for d in shape]
+    zz, yy, xx = torch.meshgrid(*axes, indexing="ij")
+    powers = [(i, j, k) for i in range(3) for j in range(3) for k in range(3) if i + j + k <= 2]
+    return torch.stack([(zz**i * yy**j * xx**k).flatten() for i, j, k in powers], dim=1)
+
+
+@pytest.mark.parametrize("backend", ["torchio", "torch"])
+def test_bias_field_alone_is_a_smooth_second_order_field(backend: str) -> None:
+    images, out = _only({"bias_field": 0.1}, backend)
+    basis = _monomials(tuple(images.shape[2:]))  # (V, 10)
+    for p in range(3):
+        for c in range(2):
+            log_field = (out[p, c] / images[p, c]).log().flatten()  # (V,)
+            coef = torch.linalg.lstsq(basis, log_field[:, None]).solution
+            residual = log_field - (basis @ coef).squeeze(1)
+            assert float(residual.abs().max()) < 1e-4  # exp(polynomial of degree 2)
+            assert float(log_field.std()) > 1e-3  # and not constant
+
+
+@pytest.mark.parametrize("backend", ["torchio", "torch"])
+def test_noise_alone_is_zero_mean_white_and_bounded(backend: str) -> None:
+    images, out = _only({"noise_std": 0.05}, backend)
+    noise = out - images
+    stds = noise.flatten(2).std(dim=2)  # (3, 2): one std per patient and modality
+    assert float(stds.max()) <= 0.05 * STRENGTH * 1.1
+    assert float(noise.mean().abs()) < 0.01
+    # white: no correlation between neighbouring voxels (a smooth field would have ~1)
+    a, b = noise[..., :-1].flatten(), noise[..., 1:].flatten()
+    assert abs(float(torch.corrcoef(torch.stack([a, b]))[0, 1])) < 0.1
