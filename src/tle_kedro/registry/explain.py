@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from tle_kedro.data.atlas import region_centroid_mm
 from tle_kedro.models.batch import SurvivalBatch
 from tle_kedro.models.classical import FittedClassicalModel
+from tle_kedro.registry.attention import Rollout, attention_rollout
 from tle_kedro.training.classical import FittedClassicalPipeline
 
 Method = Literal["integrated_gradients", "occlusion"]
@@ -43,12 +44,15 @@ class Explanation:
         risk: the patient's log-risk with every available input.
         contributions: input (``T1``, ``PET``, ``clinical``) → risk(all) − risk(input masked).
         shares: input → ``|contribution| / sum |contributions|`` (sums to 1, or all 0).
+        rollout: TransEpRelap's attention rollout from the summary token to the input
+            tokens (:mod:`tle_kedro.registry.attention`); None for other models.
     """
 
     attributions: np.ndarray
     risk: float
     contributions: dict[str, float]
     shares: dict[str, float]
+    rollout: Rollout | None = None
 
 
 def _forward(model: torch.nn.Module, batch: SurvivalBatch):  # type: ignore[no-untyped-def]
@@ -154,10 +158,11 @@ def explain(
     window: int = 6,
     stride: int = 3,
 ) -> Explanation:
-    """Attribution maps and input contributions of one patient (B = 1)."""
+    """Attribution maps, input contributions and (TransEpRelap) the attention rollout of one
+    patient (B = 1)."""
     maps = attribution_maps(model, batch, method, n_steps, window, stride)
     risk, contributions, shares = modality_contributions(model, batch)
-    return Explanation(maps, risk, contributions, shares)
+    return Explanation(maps, risk, contributions, shares, attention_rollout(model, batch))
 
 
 def explain_patient(
@@ -272,7 +277,11 @@ def patient_figure(
     fig = Figure(figsize=(13, 7), constrained_layout=True)
     grid = fig.add_gridspec(2, 4)
     _survival_panel(fig.add_subplot(grid[0, :2]), times, survival, summary)
-    _contribution_panel(fig.add_subplot(grid[0, 2:]), explanation)
+    if explanation.rollout is None:
+        _contribution_panel(fig.add_subplot(grid[0, 2:]), explanation)
+    else:
+        _contribution_panel(fig.add_subplot(grid[0, 2]), explanation)
+        _rollout_panel(fig.add_subplot(grid[0, 3]), explanation.rollout)
     z, y = temporal_slices(affine, volume.shape[1:])
     dx, dy, dz = np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)  # voxel sizes (mm)
     attr = explanation.attributions
@@ -338,3 +347,12 @@ def _contribution_panel(ax, explanation: Explanation) -> None:  # type: ignore[n
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel("change in risk score when the input is masked (share in %)")
     ax.set_title(f"each input's contribution (risk score {explanation.risk:+.2f})", fontsize=10)
+
+
+def _rollout_panel(ax, rollout: Rollout, k: int = 10) -> None:  # type: ignore[no-untyped-def]
+    """The ``k`` input tokens holding most of the summary token's rolled-out attention."""
+    top = rollout.top(k)[::-1]  # largest at the top of the bars
+    ax.barh([n for n, _ in top], [w for _, w in top], color="tab:purple")
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_xlabel("share of the summary token's attention (rollout)")
+    ax.set_title(f"attention: top {len(top)} of {len(rollout.names)} tokens", fontsize=10)
