@@ -98,13 +98,16 @@ class _Capture:
             handle.remove()
 
 
+def _token_grid(model: TransEpRelap, modality: str) -> tuple[int, int, int]:
+    """(d, h, w) of a modality's image tokens."""
+    return model.image_tokenizers[modality].token_grid  # type: ignore[return-value]
+
+
 def _token_layout(model: TransEpRelap, clinical_tokens: int) -> list[tuple[str, list[str]]]:
     """The joint attention's token groups after the summary token: (group, token names)."""
     groups: list[tuple[str, list[str]]] = []
-    assert model.encoders is not None or not model.modalities
-    for m in model.modalities:
-        tokenizer = model.image_tokenizers[m]
-        d, h, w = tokenizer.token_grid
+    for m in model.config.modalities:
+        d, h, w = _token_grid(model, m)
         names = [f"{MODALITY_LABELS[m]} image {i}" for i in range(d * h * w)]
         if m in model.measures:
             names += list(measure_names(m, model.config.atlas))
@@ -133,10 +136,11 @@ def _rollout_one(model: TransEpRelap, capture: _Capture) -> tuple[list[str], Ten
         if group in capture.inputs and group in model.intra:
             x, pad = capture.inputs[group]
             if x.shape[0] == 1 and x.shape[1] == len(names):
-                intra = _layer_rollout(model.intra[group], x, pad)[0]  # (n, n)
+                stack: nn.TransformerEncoder = model.intra[group]  # type: ignore[assignment]
+                intra = _layer_rollout(stack, x, pad)[0]  # (n, n)
                 weights[start:stop] = summary_row[start:stop] @ intra
         if group in model.image_tokenizers:
-            d, h, w = model.image_tokenizers[group].token_grid
+            d, h, w = _token_grid(model, group)
             is_image[start : start + d * h * w] = True
         start = stop
     names = [n for _, group_names in layout for n in group_names]
@@ -183,8 +187,8 @@ def _voxel_map(
     out = np.zeros((2, *grid), dtype=np.float32)
     image_weights = weights[is_image.numpy()]
     start = 0
-    for m in model.modalities:
-        d, h, w = model.image_tokenizers[m].token_grid
+    for m in model.config.modalities:
+        d, h, w = _token_grid(model, m)
         block = torch.as_tensor(image_weights[start : start + d * h * w], dtype=torch.float32)
         start += d * h * w
         if not bool(batch.modality_mask[0, MODALITIES.index(m)]):

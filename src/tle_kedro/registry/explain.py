@@ -30,6 +30,7 @@ from tle_kedro.models.batch import SurvivalBatch
 from tle_kedro.models.classical import FittedClassicalModel
 from tle_kedro.registry.attention import Rollout, attention_rollout
 from tle_kedro.training.classical import FittedClassicalPipeline
+from tle_kedro.training.fold_ensemble import FoldEnsemble
 
 Method = Literal["integrated_gradients", "occlusion"]
 INPUTS: tuple[str, str, str] = ("T1", "PET", "clinical")
@@ -178,7 +179,32 @@ def explain_patient(
     :func:`explain` for a neural model, :func:`explain_measures` for a classical baseline."""
     if isinstance(fitted, FittedClassicalPipeline):
         return explain_measures(fitted.estimator, inputs.iloc[[i]], fitted.model_config.grid_shape)
+    if isinstance(fitted, FoldEnsemble):
+        parts = [
+            explain(m.model, arrays.batch([i]), method, n_steps, window, stride)
+            for m, arrays in zip(fitted.members, inputs, strict=True)
+        ]
+        return mean_explanation(parts, float(fitted.log_risk([a.batch([i]) for a in inputs])[0]))
     return explain(fitted.model, inputs.batch([i]), method, n_steps, window, stride)
+
+
+def mean_explanation(parts: list[Explanation], risk: float) -> Explanation:
+    """The explanation of a mean of models: mean maps, contributions and rollout (integrated
+    gradients and the masking contributions are linear in the model's output); ``risk`` is
+    the ensemble's."""
+    contributions = {k: float(np.mean([p.contributions[k] for p in parts])) for k in INPUTS}
+    total = sum(abs(v) for v in contributions.values())
+    shares = {k: (abs(v) / total if total > 0 else 0.0) for k, v in contributions.items()}
+    maps = np.mean([p.attributions for p in parts], axis=0).astype(np.float32)
+    rollouts = [p.rollout for p in parts if p.rollout is not None]
+    rollout = None
+    if len(rollouts) == len(parts) and rollouts:
+        rollout = Rollout(
+            rollouts[0].names,
+            np.mean([r.weights for r in rollouts], axis=0),
+            np.mean([r.voxel_map for r in rollouts], axis=0).astype(np.float32),
+        )
+    return Explanation(maps, risk, contributions, shares, rollout)
 
 
 def has_voxel_maps(fitted: Any) -> bool:

@@ -36,6 +36,7 @@ from tle_kedro.models.survival import cumulative_baseline_at, survival_at
 from tle_kedro.training.classical import FittedClassicalPipeline
 from tle_kedro.training.data import SurvivalArrays
 from tle_kedro.training.fitted import FittedNeuralModel
+from tle_kedro.training.fold_ensemble import FoldEnsemble
 from tle_kedro.transforms.params import PreprocessingParams
 from tle_kedro.transforms.preprocess import preprocess_cohort
 from tle_kedro.transforms.templates import mni_templates
@@ -53,8 +54,9 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
 PATH_COLUMNS: tuple[str, str] = ("t1_path", "pet_path")
 COHORT_DIR_COLUMN = "cohort_dir"
 RISK_GROUP_TIME = 12.0  # months: the cut is expressed as P(recurrence by 12 months)
-# What a registered model wraps: a neural model (Breslow baseline) or a classical baseline.
-FittedModel = FittedNeuralModel | FittedClassicalPipeline
+# What a registered model wraps: a neural model or the fold ensemble of one (Breslow
+# baseline), or a classical baseline.
+FittedModel = FittedNeuralModel | FoldEnsemble | FittedClassicalPipeline
 
 
 @dataclass(frozen=True)
@@ -278,9 +280,12 @@ class TLESurvivalModel(PythonModel):
         exclusions = concat_exclusions(table_exclusions, image_exclusions)
         return PreparedCohort(used, tensors, exclusions, len(raw))
 
-    def arrays(self, prepared: PreparedCohort) -> SurvivalArrays | pd.DataFrame:
+    def arrays(
+        self, prepared: PreparedCohort
+    ) -> SurvivalArrays | list[SurvivalArrays] | pd.DataFrame:
         """Model inputs of the prepared patients: tensors (training tokenizer) of a neural
-        model, the design matrix (training recipe, atlas measures) of a classical one."""
+        model (one per member of a fold ensemble), the design matrix (training recipe, atlas
+        measures) of a classical one."""
         ids = list(prepared.table["participant_id"])
         return self.fitted.arrays(ids, prepared.tensors, prepared.table)
 
@@ -288,7 +293,7 @@ class TLESurvivalModel(PythonModel):
         """One row per used patient: :data:`PREDICTION_COLUMNS`."""
         if len(prepared.table) == 0:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in PREDICTION_COLUMNS})
-        prediction = self.fitted.predict(self.arrays(prepared))
+        prediction = self.fitted.predict(self.arrays(prepared))  # type: ignore[arg-type]
         return pd.DataFrame(
             {
                 "participant_id": prepared.table["participant_id"].astype(str).to_numpy(),

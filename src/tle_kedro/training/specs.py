@@ -57,7 +57,7 @@ ModelName = Literal[
 ALL_MODELS: tuple[str, ...] = ModelName.__args__  # type: ignore[attr-defined]
 
 _CLASSICAL = {"cox_clinical", "cox_region_measures", "rsf_region_measures"}
-_ABLATIONS: dict[str, dict[str, bool]] = {
+_ABLATIONS: dict[str, dict[str, bool | str]] = {
     "transeprelap_no_pet": {"use_pet": False},
     "transeprelap_no_mri": {"use_t1": False},
     "transeprelap_no_clinical": {"use_clinical": False},
@@ -114,7 +114,7 @@ def parse_modeling_params(
     return params, model, train, classical, tuning
 
 
-def _identity(name: str) -> tuple[Family, str | None, dict[str, bool]]:
+def _identity(name: str) -> tuple[Family, str | None, dict[str, bool | str]]:
     """Family, kind (neural models) and the ablation switches of a comparison model."""
     if name in _CLASSICAL:
         return name, None, {}  # type: ignore[return-value]
