@@ -25,10 +25,14 @@ def cross_validate_models(
     imaging_features: pd.DataFrame,
     clinical_recipe: Any,
     clinical_tokenizer: Any,
+    optuna_storage: str | None,
     params: dict[str, Any],
     atlas: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Every comparison model on the same folds → out-of-fold predictions and fold metrics.
+
+    ``optuna_storage``: where the per-fold Optuna studies live (the catalog's RDB URL, or
+    None for memory).
 
     Returns:
         oof_predictions (long: participant_id, model, repeat, fold, risk, surv_12, surv_24),
@@ -38,6 +42,7 @@ def cross_validate_models(
     modeling, model_cfg, train_cfg, classical, tuning = parse_modeling_params(
         params, image_tensors.grid_shape, image_tensors.affine, atlas
     )
+    tuning = tuning.model_copy(update={"storage": optuna_storage})
     specs = build_specs(list(modeling.models), model_cfg, train_cfg)
     data = CVData(
         clinical=clinical_validated,
@@ -64,7 +69,7 @@ def cross_validate_models(
         "atlas": atlas_description(model_cfg.atlas),
         "train": train_cfg.model_dump(mode="json"),
         "classical": classical.model_dump(mode="json"),
-        "tuning": tuning.model_dump(mode="json"),
+        "tuning": tuning.model_dump(mode="json", exclude={"storage"}),
         "tuned_params": {f"{m}-r{r}-f{f}": p for (m, r, f), p in result.tuned_params.items() if p},
     }
     return result.oof, result.fold_metrics, models, summary_metrics(result.fold_metrics), resolved

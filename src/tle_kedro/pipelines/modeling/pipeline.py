@@ -19,6 +19,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                     "imaging_features",
                     "clinical_features",
                     "clinical_tokenizer",
+                    "optuna_storage",
                     "params:modeling",
                     "params:atlas",
                 ],
