@@ -48,9 +48,12 @@ FAMILY_INPUTS: dict[str, dict[str, str]] = {
 
 
 def configured_models() -> list[str]:
-    """``modeling.models`` of the configuration the session loaded (validated)."""
-    raw = project_parameters().get("modeling", {})
-    return list(ModelingParams(**raw).models)
+    """``modeling.models`` of the configuration the session loaded (validated; the rest of
+    ``modeling`` is validated by the nodes, so a bad key there does not stop other pipelines
+    from being registered)."""
+    raw = project_parameters().get("modeling") or {}
+    selected = {"models": raw["models"]} if "models" in raw else {}
+    return list(ModelingParams(**selected).models)
 
 
 def model_pipeline(model: str, tuned_by: str | None) -> Pipeline:
