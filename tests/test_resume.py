@@ -76,12 +76,12 @@ def test_same_seed_same_predictions_and_the_same_trials(
     assert set(first["model"]) == {"transeprelap"}
     assert all(len(t) == 1 for t in trials.values())  # smoke: n_trials = 1 per fold study
 
-    # Same seed, a fresh study elsewhere (the catalog's optuna_storage in conf/local):
-    # identical out-of-fold predictions.
+    # Same seed, a fresh study elsewhere (the catalog's optuna_storage, overridden in the
+    # run's environment): identical out-of-fold predictions.
     fresh = {"type": "tle_kedro.datasets.locations.OptunaStorageDataset",
              "filepath": "data/06_models/optuna_rerun.db"}  # fmt: skip
-    local = project / "conf/local/catalog.yml"
-    local.write_text(yaml.safe_dump({"optuna_storage": fresh}))
+    override = project / "conf/smoke/catalog_optuna_rerun.yml"
+    override.write_text(yaml.safe_dump({"optuna_storage": fresh}))
     run_kedro_command(project, *MODELING, f"--params={ONLY_TRANSEPRELAP}")
     pd.testing.assert_frame_equal(_oof(project), first, check_exact=True)
     assert _trials(project, "optuna_rerun.db") == trials

@@ -146,7 +146,7 @@ def test_modeling_pipeline_shows_its_nodes_and_dataset_layers(
 
 
 def test_each_model_is_a_box_that_opens_on_its_tuning_and_fits(
-    browser: Any, viz_server: Server
+    browser: Any, viz_server: Server, screenshot_dir: Path
 ) -> None:
     open_pipeline(browser, viz_server, "modeling")
     boxes = ".pipeline-node--modularPipeline"
@@ -161,10 +161,15 @@ def test_each_model_is_a_box_that_opens_on_its_tuning_and_fits(
     tasks = ".pipeline-node--task .pipeline-node__text"
     shown = wait_for_texts(browser, tasks, {"tune", "cross_validate"}, "TransEpRelap's nodes")
     assert "cross_validate" in shown
-    assert visible_texts(browser, boxes) == set(DEFAULT_MODELS) - {"transeprelap"}
+    others = set(DEFAULT_MODELS) - {"transeprelap"}
+    WebDriverWait(browser, PAGE_TIMEOUT_S).until(lambda d: visible_texts(d, boxes) == others)
     wait_for_texts(
         browser, ".pipeline-node__text", {"transeprelap.tuned_params"}, "the tuned values"
     )
+    fit_graph(browser)
+    dismiss_overlays(browser)
+    path = screenshot_dir / "kedro_viz_modeling_transeprelap.png"
+    assert browser.save_screenshot(str(path)), f"could not write {path}"
 
 
 def test_the_whole_lineage_reads_its_layers_in_flow_order(browser: Any, viz_server: Server) -> None:
