@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from kedro.config import OmegaConfigLoader
 from kedro.pipeline import Pipeline
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -110,9 +110,17 @@ def layers_top_down(driver: Any) -> list[str]:
 
 
 def open_pipeline(driver: Any, server: Server, pipeline: str) -> None:
+    """Open ``pipeline`` by its URL; the selector may show ``Default`` until it is loaded."""
     driver.get(f"{server.url}/?pid={pipeline}")
     selector = "//*[@data-test='kedro-pipeline-selector']//button[@class='dropdown__label']"
-    assert on_screen(driver, selector, "the pipeline selector").strip() == pipeline
+    on_screen(driver, selector, "the pipeline selector")
+    try:
+        WebDriverWait(
+            driver, PAGE_TIMEOUT_S, ignored_exceptions=(StaleElementReferenceException,)
+        ).until(lambda d: d.find_element(By.XPATH, selector).text.strip() == pipeline)
+    except TimeoutException:
+        shown = driver.find_element(By.XPATH, selector).text.strip()
+        pytest.fail(f"kedro viz shows pipeline {shown!r}, not {pipeline!r}")
 
 
 def test_modeling_pipeline_shows_its_nodes_and_dataset_layers(
