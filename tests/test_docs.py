@@ -21,6 +21,7 @@ MARKDOWN = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 SCREENSHOTS = frozenset(
     {
         "docs/img/kedro_viz_modeling.png",
+        "docs/img/kedro_viz_modeling_transeprelap.png",
         "docs/img/mlflow_runs.png",
         "docs/img/mlflow_run_metrics.png",
         "docs/img/mlflow_model_champion.png",

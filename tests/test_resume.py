@@ -20,6 +20,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+import yaml
 
 from tests.conftest import make_project_copy, run_kedro_command, write_smoke_cohort
 
@@ -75,9 +76,13 @@ def test_same_seed_same_predictions_and_the_same_trials(
     assert set(first["model"]) == {"transeprelap"}
     assert all(len(t) == 1 for t in trials.values())  # smoke: n_trials = 1 per fold study
 
-    # Same seed, a fresh study elsewhere: identical out-of-fold predictions.
-    fresh = "modeling.tuning.storage=sqlite:///data/06_models/optuna_rerun.db"
-    run_kedro_command(project, *MODELING, f"--params={ONLY_TRANSEPRELAP},{fresh}")
+    # Same seed, a fresh study elsewhere (the catalog's optuna_storage, overridden in the
+    # run's environment): identical out-of-fold predictions.
+    fresh = {"type": "tle_kedro.datasets.locations.OptunaStorageDataset",
+             "filepath": "data/06_models/optuna_rerun.db"}  # fmt: skip
+    override = project / "conf/smoke/catalog_optuna_rerun.yml"
+    override.write_text(yaml.safe_dump({"optuna_storage": fresh}))
+    run_kedro_command(project, *MODELING, f"--params={ONLY_TRANSEPRELAP}")
     pd.testing.assert_frame_equal(_oof(project), first, check_exact=True)
     assert _trials(project, "optuna_rerun.db") == trials
     # The first run's studies are still there to resume (load_if_exists): resuming itself

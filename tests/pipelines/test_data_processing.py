@@ -52,10 +52,16 @@ def test_parameters_file_is_valid_and_matches_the_defaults() -> None:
 
 def test_pipeline_declares_its_contract() -> None:
     pipeline = create_pipeline()
-    assert pipeline.inputs() == {"raw_cohort", "params:preprocessing", "params:cohort_reading"}
+    assert pipeline.inputs() == {
+        "raw_cohort",
+        "preprocess_cache",  # where the per-subject cache lives (a catalog location)
+        "params:preprocessing",
+        "params:cohort_reading",
+    }
     persisted = {"clinical_validated", "exclusions", "image_tensors", "registration_qc"}
     assert persisted <= pipeline.all_outputs()
-    assert set(yaml.safe_load((CONF / "catalog_data_processing.yml").read_text())) == persisted
+    catalog = set(yaml.safe_load((CONF / "catalog_data_processing.yml").read_text()))
+    assert catalog == persisted | {"preprocess_cache"}
 
 
 def test_pipeline_writes_table_report_and_tensors(

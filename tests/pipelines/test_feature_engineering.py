@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from tests.features import synthetic_clinical, synthetic_tensors
 from tle_kedro.features.clinical import ClinicalTokenizer, fit_transform_fold
+from tle_kedro.features.folds import make_cv_folds
 from tle_kedro.pipelines.feature_engineering import create_pipeline
 from tle_kedro.pipelines.feature_engineering.nodes import build_clinical_recipe, make_folds
 
@@ -46,7 +47,7 @@ def test_pipeline_declares_its_contract() -> None:
         "params:atlas",
         "params:cv",
     }
-    assert pipeline.outputs() == {
+    assert pipeline.all_outputs() == {
         "clinical_features",
         "clinical_tokenizer",
         "imaging_features",
@@ -81,9 +82,21 @@ def test_pipeline_runs_and_persists_every_output(tmp_path: Path) -> None:
 def test_nodes_reject_bad_parameters_and_tables() -> None:
     table = synthetic_clinical(15)
     with pytest.raises(ValidationError, match="n_splits"):
-        make_folds(table, {"n_splits": 0, "n_repeats": 1, "seed": 1})
+        make_folds(table, table[["participant_id"]], {"n_splits": 0, "n_repeats": 1, "seed": 1})
     with pytest.raises(ValueError, match="lacks configured columns"):
         build_clinical_recipe(table.drop(columns=["sex"]), _parameters()["clinical_features"])
+
+
+def test_folds_name_the_patients_without_imaging_features() -> None:
+    table = synthetic_clinical(15)
+    features = table[["participant_id"]].iloc[2:]
+    params = {"n_splits": 3, "n_repeats": 1, "seed": 1}
+    with pytest.raises(ValueError, match="2 patients of clinical_validated have no imaging"):
+        make_folds(table, features, params)
+    pd.testing.assert_frame_equal(
+        make_folds(table, table[["participant_id"]], params),
+        make_cv_folds(table, n_splits=3, n_repeats=1, seed=1),
+    )
 
 
 def test_recipe_from_parameters_matches_its_documented_columns() -> None:

@@ -101,6 +101,7 @@ def _run(bundle: TinyBundle, oof: pd.DataFrame, data_root: Path) -> dict:
         "clinical_features": make_clinical_recipe(),
         "clinical_tokenizer": ClinicalTokenizer(),
         "oof_predictions": oof,
+        "optuna_storage": None,
         "params:modeling": MODELING,
         "params:preprocessing": bundle.params.model_dump(mode="json"),
         "params:registry": _yaml("parameters_registry.yml")["registry"],

@@ -116,15 +116,17 @@ class ServerRun:
 def write_local_conf(project: Path, tracking_uri: str, storage: str) -> None:
     """conf/local as docs/scaling_out.md says, plus the smoke sizes (one env: no --env).
 
-    ``mlflow.yml`` and ``modeling.tuning`` are the docs' snippets with this machine's URLs;
-    conf/smoke's parameters are copied in (its ``modeling`` section merged into the same
-    ``parameters_modeling.yml``: one key may not be defined twice in an environment).
+    ``mlflow.yml``, the ``optuna_storage`` catalog entry and ``modeling.tuning`` are the
+    docs' snippets with this machine's URLs; conf/smoke's parameters are copied in (its
+    ``modeling`` section merged into the same ``parameters_modeling.yml``: one key may not be
+    defined twice in an environment).
     """
     local = project / "conf" / "local"
     mlflow_yml = docs_yaml("server")
     mlflow_yml["server"]["mlflow_tracking_uri"] = tracking_uri
+    catalog = docs_yaml("optuna_storage")
+    catalog["optuna_storage"]["url"] = storage
     tuning = docs_yaml("modeling")
-    tuning["modeling"]["tuning"]["storage"] = storage
     smoke = yaml.safe_load((project / "conf" / "smoke" / "parameters.yml").read_text())
     modeling = smoke.pop("modeling")
     modeling["tuning"] = {**modeling.get("tuning", {}), **tuning["modeling"]["tuning"]}
@@ -132,6 +134,7 @@ def write_local_conf(project: Path, tracking_uri: str, storage: str) -> None:
     # where the model goes, not the ensemble (test_end_to_end covers that).
     modeling["train"] |= {"ensemble": 1, "snapshots": 1}
     (local / "mlflow.yml").write_text(yaml.safe_dump(mlflow_yml))
+    (local / "catalog.yml").write_text(yaml.safe_dump(catalog))
     (local / "parameters_modeling.yml").write_text(yaml.safe_dump({"modeling": modeling}))
     (local / "parameters.yml").write_text(yaml.safe_dump(smoke))
     shutil.copy(project / "conf/smoke/parameters_confirmation.yml", local)

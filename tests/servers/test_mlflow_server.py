@@ -1,7 +1,7 @@
 """The project against an MLflow tracking server backed by PostgreSQL (docs/scaling_out.md §1).
 
 ``server_run`` configures a copy of the smoke project with conf/local as the docs say (the
-tracking URI in ``mlflow.yml``, the Optuna storage in ``parameters_modeling.yml``), then runs
+tracking URI in ``mlflow.yml``, the Optuna storage in ``catalog.yml``), then runs
 ``final_model`` (refit, log, register, promote) and ``inference`` (loads
 ``models:/tle_recurrence@champion``) through HTTP.
 """
@@ -71,9 +71,6 @@ def test_the_server_keeps_runs_and_the_registry_in_postgresql(
 
 
 def test_the_final_models_study_is_in_the_postgresql_storage(server_run: ServerRun) -> None:
-    client = client_of(server_run)
-    run = client.get_run(client.get_model_version_by_alias(MODEL, "champion").run_id)
-    assert run.data.params["modeling.tuning.storage"] == server_run.storage
     prefix = final_study_name("transeprelap") + "-"  # then the study key
     (name,) = [n for n in optuna.get_all_study_names(server_run.storage) if n.startswith(prefix)]
     study = optuna.load_study(study_name=name, storage=server_run.storage)
@@ -106,7 +103,7 @@ def test_no_password_reaches_a_url_a_run_or_the_server_command(
         assert not any(password in value for value in logged)
     assert not [v for v in logged if _USERINFO_PASSWORD.search(v)]
     # The URLs the docs tell users to write carry no password either.
-    assert urlsplit(docs_yaml("modeling")["modeling"]["tuning"]["storage"]).password is None
+    assert urlsplit(docs_yaml("optuna_storage")["optuna_storage"]["url"]).password is None
     assert urlsplit(server_run.storage).password is None
 
 

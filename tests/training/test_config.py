@@ -17,7 +17,7 @@ def test_defaults_are_the_cpu_configuration() -> None:
     cfg = TrainConfig()
     assert cfg.device == "auto" and cfg.batch_size == 16 and cfg.augment.backend == "torch"
     assert ClassicalConfig().rsf_n_jobs <= 2
-    assert TuningConfig().storage == "sqlite:///data/06_models/optuna.db"
+    assert TuningConfig().storage is None  # in memory; a Kedro run: the catalog's optuna_storage
 
 
 @pytest.mark.parametrize(

@@ -163,13 +163,12 @@ def runtime_params(
     cohort: Cohort, config: ConfirmationConfig, demo_cohort: Mapping[str, Any]
 ) -> dict[str, Any]:
     """Everything a ``kedro run`` on ``cohort`` overrides, so that none of its artefacts (data
-    layers, preprocessing cache, Optuna studies, MLflow experiment) touches the main run's."""
+    layers, preprocessing cache and Optuna studies, which the catalog keeps under
+    ``data_root``; MLflow experiment) touches the main run's."""
     root = cohort.root.as_posix()
     return {
         "cohort_dir": cohort.cohort_dir.as_posix(),
         "data_root": root,
         "mlflow_experiment": config.mlflow_experiment.format(kind=cohort.kind),
         "demo_cohort": dict(demo_cohort),
-        "preprocessing": {"cache_dir": f"{root}/03_primary/preprocess_cache"},
-        "modeling": {"tuning": {"storage": f"sqlite:///{root}/06_models/optuna.db"}},
     }

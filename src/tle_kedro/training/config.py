@@ -152,8 +152,10 @@ class TuningConfig(_Strict):
     trials (an interrupted study resumes where it stopped); a fresh study's first trial is
     the configured values when ``enqueue_base``. Trials are scored on an inner validation
     split of ``inner_val_fraction`` of the training fold, by the mean C of the last epochs
-    (``score: final``) or the best epoch (``max``). ``storage`` is any SQLAlchemy URL;
-    a server-backed one (PostgreSQL/MySQL) lets several worker processes share a study.
+    (``score: final``) or the best epoch (``max``). ``storage`` is any SQLAlchemy URL (a
+    Kedro run takes it from the catalog's ``optuna_storage``), None keeps the study in
+    memory; a server-backed one (PostgreSQL/MySQL) lets several worker processes share a
+    study.
     """
 
     enabled: bool = True
@@ -162,7 +164,7 @@ class TuningConfig(_Strict):
     score: Literal["max", "final"] = "final"
     timeout_s: float | None = Field(120.0, gt=0)
     epochs: int | None = Field(6, ge=1)
-    storage: str = "sqlite:///data/06_models/optuna.db"
+    storage: str | None = None
     study_name: str = Field("transeprelap", min_length=1)
     seed: int = 42
     pruner_startup_trials: int = Field(2, ge=0)

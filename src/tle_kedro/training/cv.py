@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time as _time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -238,6 +238,7 @@ def run_cross_validation(
     keep_models: bool = False,
     workers: int = 1,
     on_study_end: Callable[[TuningResult], None] | None = None,
+    fold_params: Mapping[tuple[int, int], dict[str, Any]] | None = None,
 ) -> CVResult:
     """Fit every model of ``specs`` on every (repeat, fold) of ``data.folds``.
 
@@ -245,6 +246,8 @@ def run_cross_validation(
     ablations) are fitted when it is done, every other model right away. With ``workers > 1``
     the units run in that many processes (``training.parallel``); the result is identical.
     ``on_fold_end`` / ``on_study_end`` are called in this process as units finish.
+    ``fold_params``: hyperparameters tuned elsewhere (``training.fold_tuning``), by
+    ``(repeat, fold)``, for every model of ``specs`` that no study of this call tunes.
 
     Returns:
         ``CVResult.oof``: one row per patient × model × repeat with columns
@@ -277,7 +280,7 @@ def run_cross_validation(
                 assert tune is not None, "leads exist only when tuning is on"
                 spec = next(s for s in specs if s.name == lead)
                 pending[pool.submit(_tune_task, spec, split, tune)] = ("tune", i, lead)
-            submit_fits(i, None, {})
+            submit_fits(i, None, dict((fold_params or {}).get(split[:2], {})))
         while pending:
             finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
             for future in finished:

@@ -6,7 +6,7 @@ modality switched off by configuration and reuse TransEpRelap's per-fold Optuna 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -123,22 +123,48 @@ def _identity(name: str) -> tuple[Family, str | None, dict[str, bool | str]]:
     return "neural", name, {}
 
 
+def ordered_models(names: Sequence[str]) -> list[str]:
+    """``names`` in the comparison's fixed order (TransEpRelap before its ablations)."""
+    return [n for n in ALL_MODELS if n in names]
+
+
+def model_family(name: str) -> Family:
+    """``cox_clinical``, ``cox_region_measures``, ``rsf_region_measures`` or ``neural``."""
+    return _identity(name)[0]
+
+
+def tuning_leads(names: Sequence[str]) -> dict[str, str | None]:
+    """Whose per-fold Optuna study sets each model's hyperparameters (``ModelSpec.tune_with``).
+
+    TransEpRelap tunes itself; its ablations reuse its study when it is among ``names``;
+    every other model is not tuned (None).
+    """
+    lead = "transeprelap" if "transeprelap" in names else None
+    out: dict[str, str | None] = {}
+    for name in ordered_models(names):
+        family, _, switches = _identity(name)
+        if family != "neural":
+            out[name] = None
+        elif switches:
+            out[name] = lead
+        else:
+            out[name] = name if name == "transeprelap" else None
+    return out
+
+
 def build_specs(names: list[str], model: ModelConfig, train: TrainConfig) -> list[ModelSpec]:
     """Model specs in a fixed order (TransEpRelap before its ablations, so its study exists)."""
-    ordered = [n for n in ALL_MODELS if n in names]
-    tuned_lead = "transeprelap" if "transeprelap" in ordered else None
     specs: list[ModelSpec] = []
-    for name in ordered:
+    for name, tune_with in tuning_leads(names).items():
         family, kind, switches = _identity(name)
         if family != "neural":
             specs.append(ModelSpec(name=name, family=family))
-        elif not switches:
-            tune_with = name if name == "transeprelap" else None
-            specs.append(ModelSpec(name, "neural", kind, model, train, tune_with=tune_with))
-        else:
-            ablated = model.model_copy(update=switches)
-            ModelConfig.model_validate(ablated.model_dump())  # re-check the switches
-            specs.append(ModelSpec(name, "neural", kind, ablated, train, tune_with=tuned_lead))
+            continue
+        config = model
+        if switches:
+            config = model.model_copy(update=switches)
+            ModelConfig.model_validate(config.model_dump())  # re-check the switches
+        specs.append(ModelSpec(name, "neural", kind, config, train, tune_with=tune_with))
     return specs
 
 

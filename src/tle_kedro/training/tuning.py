@@ -13,8 +13,9 @@ settings and the package version. A study is only ever resumed by a run that wou
 the same thing: another cohort, fold split, configuration or code version gets a study of
 its own instead of silently reusing trials scored on something else.
 
-Storage is an RDB URL (default ``sqlite:///data/06_models/optuna.db``); the study is created
-once and loaded by every later call: re-running resumes it and adds ``n_trials`` more. To scale
+Storage is an RDB URL (a Kedro run's is the catalog's ``optuna_storage``, by default
+``data/06_models/optuna.db``; None: in memory, for one call); the study is created once and
+loaded by every later call: re-running resumes it and adds ``n_trials`` more. To scale
 out, point ``storage`` at a server (``postgresql+psycopg2://…``) and start the same run in
 several worker processes: they share the study (tests/servers/test_optuna_postgres.py).
 This module holds the project's only direct MLflow calls: one nested run per trial, only when
@@ -180,10 +181,10 @@ def open_study(config: TuningConfig, study_name: str) -> tuple[optuna.Study, boo
     configured values (two workers that each saw 0 trials would both enqueue them).
     """
     url = config.storage
-    if url.startswith("sqlite:///") and ":memory:" not in url:
+    if url is not None and url.startswith("sqlite:///") and ":memory:" not in url:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     storage_kwargs: dict[str, Any] = {}
-    if config.heartbeat_interval_s is not None:
+    if url is not None and config.heartbeat_interval_s is not None:
         # A trial whose worker stopped beating for 2 intervals is marked FAIL by the next
         # trial of any worker and queued again once (a killed worker's trial is retried).
         storage_kwargs = {
@@ -192,7 +193,11 @@ def open_study(config: TuningConfig, study_name: str) -> tuple[optuna.Study, boo
                 max_retry=1
             ),
         }
-    storage = optuna.storages.RDBStorage(url, **storage_kwargs)
+    storage: optuna.storages.BaseStorage = (
+        optuna.storages.InMemoryStorage()
+        if url is None
+        else optuna.storages.RDBStorage(url, **storage_kwargs)
+    )
     try:
         done = len(optuna.load_study(study_name=study_name, storage=storage).trials)
     except KeyError:

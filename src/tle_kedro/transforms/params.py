@@ -84,7 +84,7 @@ class PreprocessingParams(BaseModel):
 
     crop_box_mni: Box = DEFAULT_CROP_BOX_MNI
     grid_shape: tuple[int, int, int] = (40, 32, 24)
-    cache_dir: str | None = "data/03_primary/preprocess_cache"
+    cache_dir: str | None = None  # a Kedro run: the catalog's preprocess_cache
     registration: RegistrationParams = Field(default_factory=RegistrationParams)
     t1_normalisation: Literal["zscore", "robust"] = "zscore"
     max_nonfinite_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5

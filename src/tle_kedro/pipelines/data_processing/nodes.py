@@ -48,16 +48,22 @@ def choose_images(
 
 
 def preprocess_images(
-    participants_checked: pd.DataFrame, cohort_images: pd.DataFrame, params: dict[str, Any]
+    participants_checked: pd.DataFrame,
+    cohort_images: pd.DataFrame,
+    preprocess_cache: str | None,
+    params: dict[str, Any],
 ) -> tuple[pd.DataFrame, pd.DataFrame, ImageTensors, pd.DataFrame]:
-    """Register, normalise and crop every valid patient's images (cached per subject).
+    """Register, normalise and crop every valid patient's images (cached per subject in the
+    ``preprocess_cache`` folder; None: no cache).
 
     Returns:
         ``(clinical_validated, image_exclusions, image_tensors, registration_qc)``;
         ``clinical_validated`` adds ``has_t1``/``has_pet`` and drops patients without any
         usable image; ``registration_qc`` holds each patient's registration quality.
     """
-    preprocessing = parse_preprocessing_params(params)
+    preprocessing = parse_preprocessing_params(params).model_copy(
+        update={"cache_dir": preprocess_cache}
+    )
     out = preprocess_cohort_qc(participants_checked, cohort_images, preprocessing)
     return out.used, out.exclusions, out.tensors, out.registration_qc
 

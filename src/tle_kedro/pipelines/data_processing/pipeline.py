@@ -30,7 +30,12 @@ def create_pipeline(**kwargs: object) -> Pipeline:
             ),
             Node(
                 preprocess_images,
-                inputs=["participants_checked", "cohort_images", "params:preprocessing"],
+                inputs=[
+                    "participants_checked",
+                    "cohort_images",
+                    "preprocess_cache",
+                    "params:preprocessing",
+                ],
                 outputs=[
                     "clinical_validated",
                     "image_exclusions",

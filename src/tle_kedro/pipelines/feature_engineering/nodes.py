@@ -44,8 +44,24 @@ def compute_imaging_features(
     return imaging_features(image_tensors, clinical_validated, AtlasConfig.model_validate(params))
 
 
-def make_folds(clinical_validated: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
-    """Patient-level outer folds stratified by recurrence, shared by every model."""
+def make_folds(
+    clinical_validated: pd.DataFrame, imaging_features: pd.DataFrame, params: dict[str, Any]
+) -> pd.DataFrame:
+    """Patient-level outer folds stratified by recurrence, shared by every model.
+
+    The folds split the patients every model is fitted on: each needs its clinical row and
+    its imaging features (the region models read them), so a patient without features is
+    named here rather than deep inside a fold fit. The folds depend on the clinical table
+    only (the features do not change them).
+    """
+    without = sorted(
+        set(clinical_validated["participant_id"]) - set(imaging_features["participant_id"])
+    )
+    if without:
+        raise ValueError(
+            f"cv folds: {len(without)} patients of clinical_validated have no imaging_features "
+            f"row (e.g. {without[:5]}); rerun feature_engineering on the same clinical_validated"
+        )
     config = CVConfig.model_validate(params)
     return make_cv_folds(
         clinical_validated, n_splits=config.n_splits, n_repeats=config.n_repeats, seed=config.seed

@@ -36,7 +36,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
             ),
             Node(
                 make_folds,
-                inputs=["clinical_validated", "params:cv"],
+                inputs=["clinical_validated", "imaging_features", "params:cv"],
                 outputs="cv_folds",
                 name="make_cv_folds",
             ),

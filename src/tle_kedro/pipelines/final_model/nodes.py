@@ -82,6 +82,7 @@ def fit_final(
     clinical_recipe: Any,
     clinical_tokenizer: Any,
     oof_predictions: pd.DataFrame,
+    optuna_storage: str | None,
     modeling: dict[str, Any],
     registry: dict[str, Any],
     atlas: dict[str, Any],
@@ -90,7 +91,8 @@ def fit_final(
 
     The model is ``registry.model``, or with ``auto`` the comparison model with the best
     out-of-fold validation metric of this run (:func:`choose_model`). A neural model's
-    hyperparameters, when tuned, come from the Optuna study ``<study>-final``; a classical
+    hyperparameters, when tuned, come from the Optuna study ``<study>-final`` in
+    ``optuna_storage`` (the catalog's: an RDB URL, or None for memory); a classical
     baseline refits its recipe, penalty search and estimator on every patient.
 
     Returns:
@@ -102,6 +104,7 @@ def fit_final(
     _, model_cfg, train_cfg, classical, tuning = parse_modeling_params(
         modeling, image_tensors.grid_shape, image_tensors.affine, atlas
     )
+    tuning = tuning.model_copy(update={"storage": optuna_storage})
     spec = build_specs([name], model_cfg, train_cfg)[0]
     fitted: FittedModel
     if spec.family == "neural":

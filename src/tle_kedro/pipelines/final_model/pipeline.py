@@ -26,6 +26,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                     "clinical_features",
                     "clinical_tokenizer",
                     "oof_predictions",
+                    "optuna_storage",
                     "params:modeling",
                     "params:registry",
                     "params:atlas",
