@@ -80,6 +80,25 @@ def one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+@contextlib.contextmanager
+def local_dask_cluster(n_workers: int = 2) -> Iterator[str]:
+    """A real ``dask.distributed`` cluster of ``n_workers`` single-threaded processes on
+    127.0.0.1 (no dashboard); yields its scheduler address and always closes it."""
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
 def make_project_copy(tmp_path: Path) -> Path:
     """A copy of the project's configuration in ``tmp_path`` (the package stays installed).
 

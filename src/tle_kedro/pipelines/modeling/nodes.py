@@ -11,7 +11,7 @@ from tle_kedro.data.atlas import atlas_description
 from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.tracking import MlflowFoldLogger
 from tle_kedro.training.cv import CVData, run_cross_validation
-from tle_kedro.training.parallel import resolve_workers
+from tle_kedro.training.parallel import resolve_executor
 from tle_kedro.training.specs import build_specs, parse_modeling_params
 from tle_kedro.training.tuning import log_trials
 
@@ -54,7 +54,7 @@ def cross_validate_models(
         tuning=tuning,
         on_fold_end=MlflowFoldLogger(),
         keep_models=modeling.keep_fold_models,
-        workers=resolve_workers(modeling.workers, train_cfg.device),
+        executor=resolve_executor(modeling.executor, train_cfg.device),
         on_study_end=lambda study: log_trials(tuning, study),
     )
     models = {f"{m}-r{r}-f{f}": fitted for (m, r, f), fitted in result.models.items()}
