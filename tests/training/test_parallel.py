@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, wait
@@ -15,9 +16,10 @@ import pandas as pd
 import psutil
 import pytest
 import torch
+import yaml
 from distributed import Client
 
-from tests.conftest import local_dask_cluster, one_torch_thread
+from tests.conftest import PROJECT_ROOT, local_dask_cluster, one_torch_thread
 from tests.training import tiny_cohort
 from tle_kedro.features.clinical import ClinicalTokenizer, make_clinical_recipe
 from tle_kedro.models.classical import SurvivalPrediction
@@ -286,3 +288,13 @@ def test_a_bad_executor_section_is_an_error_naming_the_key(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         ModelingParams(**raw)
+
+
+def test_the_scheduler_snippet_of_the_docs_is_a_valid_modeling_section() -> None:
+    page = (PROJECT_ROOT / "docs" / "scaling_out.md").read_text(encoding="utf-8")
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", page, re.S)]
+    snippets = [b for b in blocks if "executor" in b.get("modeling", {})]
+    assert len(snippets) == 1, "docs/scaling_out.md §3 shows one modeling.executor block"
+    executor = ModelingParams(**snippets[0]["modeling"]).executor
+    assert executor.scheduler_address is not None
+    assert executor.scheduler_address.startswith("tcp://")

@@ -14,8 +14,9 @@ as they finish (MLflow logging, progress) and a fold's tuned fits are submitted 
 study is done; data every task reads is scattered to the workers once; results (fitted
 ensembles of thousands of tensors) travel as plain pickles, and an error the worker cannot
 pickle arrives as its message. Kedro's ``ParallelRunner`` parallelises nodes, not the units
-inside one, and measured no faster (docs/benchmarks.md). With one worker (the default on
-CUDA: one device) everything runs inline in this process.
+inside one, refuses this project's catalog (kedro-mlflow's artifact datasets do not pickle)
+and skips the hooks that open the MLflow run. With one worker (the default on CUDA: one
+device) everything runs inline in this process. What each choice costs: docs/benchmarks.md.
 """
 
 from __future__ import annotations
