@@ -81,8 +81,10 @@ def test_same_seed_same_predictions_and_trials_inline_or_on_a_dask_cluster(
     assert all(len(t) == 1 for t in trials.values())  # smoke: n_trials = 1 per fold study
 
     # Same seed, a fresh study elsewhere, the units on a real 2-worker cluster (one torch
-    # thread per worker, like the inline run above): identical out-of-fold predictions.
-    fresh = "modeling.tuning.storage=sqlite:///data/06_models/optuna_rerun.db"
+    # thread per worker, like the inline run above): identical out-of-fold predictions. The
+    # studies run on the cluster's workers, whose working directory is not the project's:
+    # an absolute storage path, as docs/scaling_out.md §3 says.
+    fresh = f"modeling.tuning.storage=sqlite:///{project}/data/06_models/optuna_rerun.db"
     with local_dask_cluster(2) as address:
         on_cluster = f"modeling.executor.scheduler_address={address}"
         run_kedro_command(project, *MODELING, f"--params={ONLY_TRANSEPRELAP},{fresh},{on_cluster}")

@@ -172,7 +172,7 @@ def _run_fakes(monkeypatch: pytest.MonkeyPatch, executor: ExecutorConfig | None)
     run_cross_validation(
         SPECS,
         _data(),
-        tuning=TuningConfig(),
+        tuning=TuningConfig(storage="sqlite:////never/opened/by/the/fake/study.db"),
         on_fold_end=reports.append,
         executor=executor,
         on_study_end=studies.append,
@@ -211,6 +211,18 @@ def test_progress_counts_every_unit_as_it_finishes(
     ]
     assert sum("study transeprelap r0 f1 done" in line for line in lines) == 1
     assert sum("resnet_image r0 f0 done" in line for line in lines) == 1
+
+
+def test_studies_on_a_remote_cluster_refuse_a_relative_sqlite_storage(tmp_path: object) -> None:
+    remote = ExecutorConfig(scheduler_address="tcp://10.0.0.5:8786")  # never contacted
+    relative = TuningConfig(storage="sqlite:///data/06_models/optuna.db")
+    with pytest.raises(ValueError, match="relative to each Dask worker's working directory"):
+        run_cross_validation(SPECS, _data(), tuning=relative, executor=remote)
+    # inline and on a local cluster the workers share the run's working directory
+    cv._check_storage_reachable(relative, ExecutorConfig(workers=2))
+    cv._check_storage_reachable(relative, None)
+    absolute = TuningConfig(storage=f"sqlite:///{tmp_path}/optuna.db")
+    cv._check_storage_reachable(absolute, remote)
 
 
 @pytest.mark.parametrize("where", ["inline", "cluster"])

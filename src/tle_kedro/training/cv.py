@@ -279,6 +279,7 @@ def run_cross_validation(
     check_specs(specs, data)
     classical = classical or ClassicalConfig.model_validate({})
     tune = tuning if tuning is not None and tuning.enabled else None
+    _check_storage_reachable(tune, executor)
     leads = {s.tune_with for s in specs if s.family == "neural" and s.tune_with} if tune else set()
     splits = _splits(data.folds)
     done: dict[tuple[int, int], tuple[Any, ...]] = {}  # (split, spec) → fit outcome
@@ -319,6 +320,23 @@ def run_cross_validation(
                     specs[key], splits[i], done[(i, key)], tuned[(i, key)], data, on_fold_end
                 )
     return _collect(specs, splits, done, metrics, tuned, keep_models)
+
+
+def _check_storage_reachable(tuning: TuningConfig | None, executor: ExecutorConfig | None) -> None:
+    """Raise ValueError if the studies would run on another machine with a relative SQLite file.
+
+    The studies run on the workers; a relative path is resolved in each remote worker's
+    working directory, so their trials would land in files the run never reads.
+    """
+    if tuning is None or executor is None or executor.scheduler_address is None:
+        return
+    storage = tuning.storage
+    if storage.startswith("sqlite:///") and not storage.removeprefix("sqlite:///").startswith("/"):
+        raise ValueError(
+            f"modeling.tuning.storage {storage!r} is relative to each Dask worker's working "
+            f"directory, but the studies run on {executor.scheduler_address}: use a database "
+            "server (docs/scaling_out.md, section 2) or an absolute path on a shared file system"
+        )
 
 
 @dataclass

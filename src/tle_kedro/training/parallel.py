@@ -122,13 +122,15 @@ def open_executor(config: ExecutorConfig | None, shared: T) -> Iterator[tuple[Ex
     """An executor for the fits, and the handle of ``shared`` to pass to every task.
 
     ``shared`` (data every task reads) is sent to the workers once: tasks take the handle as
-    an argument and receive the object itself. ``config`` None or one resolved worker without
-    a scheduler address: inline. Otherwise a ``dask.distributed.Client`` to
+    an argument and receive the object itself. ``config`` None, or one worker and no
+    scheduler address: inline. Otherwise a ``dask.distributed.Client`` to
     ``scheduler_address``, or to a ``LocalCluster`` started here (processes, one thread
     each, 127.0.0.1, no dashboard). On exit, also on an error, the client closes, so the
     scheduler drops what is left of this run, and a cluster started here is shut down.
     """
-    if config is None or (config.scheduler_address is None and config.workers == 1):
+    # resolve_executor gives the device's count; a bare "auto" here counts CPU cores
+    n_workers = 1 if config is None else resolve_workers(config.workers, "cpu")
+    if config is None or (config.scheduler_address is None and n_workers == 1):
         logger.info("cross-validation fits run inline in this process")
         yield InlineExecutor(), shared
         return
@@ -136,7 +138,6 @@ def open_executor(config: ExecutorConfig | None, shared: T) -> Iterator[tuple[Ex
 
     cluster = None
     if config.scheduler_address is None:
-        n_workers = resolve_workers(config.workers, "cpu")  # "auto" only when unresolved
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
