@@ -82,17 +82,12 @@ def one_torch_thread() -> Iterator[None]:
 
 @contextlib.contextmanager
 def local_dask_cluster(n_workers: int = 2) -> Iterator[str]:
-    """A real ``dask.distributed`` cluster of ``n_workers`` single-threaded processes on
-    127.0.0.1 (no dashboard); yields its scheduler address and always closes it."""
-    from distributed import LocalCluster
+    """A real ``dask.distributed`` cluster, the kind a run starts for itself (single-threaded
+    worker processes on 127.0.0.1, no dashboard): yields its scheduler address, always
+    closes it."""
+    from tle_kedro.training.parallel import local_cluster
 
-    cluster = LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-    )
+    cluster = local_cluster(n_workers)
     try:
         yield cluster.scheduler_address
     finally:

@@ -117,6 +117,21 @@ def one_torch_thread_plugin() -> Any:
     return OneTorchThread()
 
 
+def local_cluster(n_workers: int) -> Any:
+    """A ``distributed.LocalCluster`` of ``n_workers`` single-threaded processes on 127.0.0.1,
+    no dashboard; the caller closes it."""
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        memory_limit=None,  # a fit may use what a plain process may; the OS is the limit
+    )
+
+
 @contextmanager
 def open_executor(config: ExecutorConfig | None, shared: T) -> Iterator[tuple[Executor, T]]:
     """An executor for the fits, and the handle of ``shared`` to pass to every task.
@@ -134,23 +149,16 @@ def open_executor(config: ExecutorConfig | None, shared: T) -> Iterator[tuple[Ex
         logger.info("cross-validation fits run inline in this process")
         yield InlineExecutor(), shared
         return
-    from distributed import Client, LocalCluster  # imported only when fits leave the process
+    from distributed import Client  # imported only when fits leave the process
 
     cluster = None
     if config.scheduler_address is None:
-        cluster = LocalCluster(
-            n_workers=n_workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            memory_limit=None,  # a fit may use what a plain process may; the OS is the limit
-        )
+        cluster = local_cluster(n_workers)
         where = f"a local Dask cluster of {n_workers} worker processes"
     else:
         where = f"the Dask scheduler at {config.scheduler_address}"
     try:
-        with Client(cluster or config.scheduler_address) as client:
+        with Client(cluster if cluster is not None else config.scheduler_address) as client:
             client.register_plugin(one_torch_thread_plugin())
             # in a list: scatter would send a dict or a list element by element
             [handle] = client.scatter([shared], broadcast=True, hash=False)
