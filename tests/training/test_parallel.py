@@ -225,6 +225,33 @@ def test_studies_on_a_remote_cluster_refuse_a_relative_sqlite_storage(tmp_path: 
     cv._check_storage_reachable(absolute, remote)
 
 
+def test_a_study_that_loses_the_schema_race_opens_the_schema_the_other_wrote(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    import sqlalchemy
+
+    calls: list[str] = []
+
+    def racing(url: str) -> None:
+        calls.append(url)
+        if len(calls) == 1:  # what the later of two workers on a fresh database saw
+            raise sqlalchemy.exc.IntegrityError(
+                "INSERT INTO alembic_version", {}, Exception("UNIQUE constraint failed")
+            )
+
+    monkeypatch.setattr(cv.optuna.storages, "RDBStorage", racing)
+    url = f"sqlite:///{tmp_path}/fresh/optuna.db"
+    cv._create_optuna_schema(url)
+    assert calls == [url, url]
+
+    def broken(url: str) -> None:
+        raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(cv.optuna.storages, "RDBStorage", broken)
+    with pytest.raises(sqlalchemy.exc.OperationalError, match="disk I/O error"):
+        cv._create_optuna_schema(url)  # any other error is raised at once
+
+
 @pytest.mark.parametrize("where", ["inline", "cluster"])
 def test_a_failing_unit_raises_its_error_and_cancels_the_rest(scheduler: str, where: str) -> None:
     bad = ModelSpec("transeprelap", "neural", "transeprelap", MODEL, TRAIN)

@@ -14,10 +14,13 @@ import time as _time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 import pandas as pd
+import sqlalchemy
 
 from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.evaluation.concordance import harrell_c
@@ -189,12 +192,38 @@ Split = tuple[int, int, list[str], list[str]]  # repeat, fold, train ids, test i
 def _tune_task(data: CVData, lead: ModelSpec, split: Split, tuning: TuningConfig) -> TuningResult:
     """The outer fold's Optuna study (in a worker); trials are logged by the caller."""
     repeat, fold, train_ids, _ = split
+    _create_optuna_schema(tuning.storage)
     return tune_hyperparameters(
         neural_fit_inputs(lead, data, train_ids),
         tuning,
         study_name=fold_study_name(tuning.study_name, repeat, fold),
         log_to_mlflow=False,
     )
+
+
+def _create_optuna_schema(url: str, attempts: int = 3) -> None:
+    """Create Optuna's tables in the storage ``url`` if it is new, beside concurrent creators.
+
+    Two workers whose first studies start together on a fresh database both create the
+    tables and stamp the schema version; the later one failed with ``IntegrityError: UNIQUE
+    constraint failed: alembic_version.version_num`` (2-worker cluster, SQLite, in the
+    test suite). Once the first one has committed the schema is complete: open it again.
+    """
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(attempts):
+        try:
+            optuna.storages.RDBStorage(url)
+            return
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as exc:
+            if attempt == attempts - 1 or not _lost_schema_race(exc):
+                raise
+            _time.sleep(0.5 * (attempt + 1))
+
+
+def _lost_schema_race(exc: Exception) -> bool:
+    text = str(exc)
+    return "alembic_version" in text or "already exists" in text or "database is locked" in text
 
 
 def _fit_task(
