@@ -80,6 +80,20 @@ def one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+@contextlib.contextmanager
+def local_dask_cluster(n_workers: int = 2) -> Iterator[str]:
+    """A real ``dask.distributed`` cluster, the kind a run starts for itself (single-threaded
+    worker processes on 127.0.0.1, no dashboard): yields its scheduler address, always
+    closes it."""
+    from tle_kedro.training.parallel import local_cluster
+
+    cluster = local_cluster(n_workers)
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
 def make_project_copy(tmp_path: Path) -> Path:
     """A copy of the project's configuration in ``tmp_path`` (the package stays installed).
 

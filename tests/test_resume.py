@@ -1,7 +1,8 @@
 """Determinism and resume with real ``kedro run``s (``--env=smoke``) on the smoke run's data.
 
-- The same seed gives the same out-of-fold predictions (TransEpRelap, tuning included), and
-  a run with another storage leaves the first run's studies as they were.
+- The same seed gives the same out-of-fold predictions (TransEpRelap, tuning included),
+  inline or on a 2-worker Dask cluster, and a run with another storage leaves the first
+  run's studies as they were.
 - A data_processing run killed mid-way re-runs to the end and reuses the cache entries the
   killed run wrote (same files, mtimes unchanged).
 """
@@ -22,19 +23,23 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import make_project_copy, run_kedro_command, write_smoke_cohort
+from tests.conftest import (
+    local_dask_cluster,
+    make_project_copy,
+    run_kedro_command,
+    write_smoke_cohort,
+)
 
 pytestmark = pytest.mark.slow
 
 # One model keeps this cheap; TransEpRelap is the one with a tuning study and random draws.
 # One network per fold (not smoke's 2 x 2 snapshot ensemble, which test_end_to_end runs):
 # what is compared is seeding and the study, and each of the two runs costs half as much.
-# Fits inline (workers=1): tests/training/test_parallel.py checks workers give the same.
 MODELING = ("run", "--env=smoke", "--pipelines=modeling")
 ONLY_TRANSEPRELAP = (
-    "modeling.models=[transeprelap],modeling.train.ensemble=1,modeling.train.snapshots=1,"
-    "modeling.workers=1"
+    "modeling.models=[transeprelap],modeling.train.ensemble=1,modeling.train.snapshots=1"
 )
+INLINE = "modeling.executor.workers=1"
 KILLED_RUN_PATIENTS = 8  # enough to kill after 3 cache entries and still have work left
 STUDIES = [f"transeprelap-r0-f{fold}" for fold in range(3)]  # smoke: 3 folds, 1 repeat
 
@@ -62,7 +67,7 @@ def _oof(project: Path) -> pd.DataFrame:
     return pd.read_parquet(project / "data/07_model_output/oof_predictions.parquet")
 
 
-def test_same_seed_same_predictions_and_the_same_trials(
+def test_same_seed_same_predictions_and_trials_inline_or_on_a_dask_cluster(
     smoke_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # One torch thread: with 2 intra-op threads, CPU training was not bit-reproducible here
@@ -71,18 +76,23 @@ def test_same_seed_same_predictions_and_the_same_trials(
     project = make_project_copy(tmp_path)
     _copy_layers(smoke_run, project, ["01_raw", "02_intermediate", "03_primary", "04_feature",
                                       "05_model_input"])  # fmt: skip
-    run_kedro_command(project, *MODELING, f"--params={ONLY_TRANSEPRELAP}")
+    run_kedro_command(project, *MODELING, f"--params={ONLY_TRANSEPRELAP},{INLINE}")
     first, trials = _oof(project), _trials(project)
     assert set(first["model"]) == {"transeprelap"}
     assert all(len(t) == 1 for t in trials.values())  # smoke: n_trials = 1 per fold study
 
     # Same seed, a fresh study elsewhere (the catalog's optuna_storage, overridden in the
-    # run's environment): identical out-of-fold predictions.
+    # run's environment), the units on a real 2-worker cluster (one torch thread per worker,
+    # like the inline run above): identical out-of-fold predictions. The studies run on the
+    # cluster's workers, whose working directory is not the project's: an absolute storage
+    # path, as docs/scaling_out.md §3 says.
     fresh = {"type": "tle_kedro.datasets.locations.OptunaStorageDataset",
-             "filepath": "data/06_models/optuna_rerun.db"}  # fmt: skip
+             "filepath": f"{project}/data/06_models/optuna_rerun.db"}  # fmt: skip
     override = project / "conf/smoke/catalog_optuna_rerun.yml"
     override.write_text(yaml.safe_dump({"optuna_storage": fresh}))
-    run_kedro_command(project, *MODELING, f"--params={ONLY_TRANSEPRELAP}")
+    with local_dask_cluster(2) as address:
+        on_cluster = f"modeling.executor.scheduler_address={address}"
+        run_kedro_command(project, *MODELING, f"--params={ONLY_TRANSEPRELAP},{on_cluster}")
     pd.testing.assert_frame_equal(_oof(project), first, check_exact=True)
     assert _trials(project, "optuna_rerun.db") == trials
     # The first run's studies are still there to resume (load_if_exists): resuming itself

@@ -396,19 +396,6 @@ def test_a_network_that_diverges_keeps_its_best_epochs_or_says_what_to_change(
     fit._check_finite(np.array([0.0, 1.0]), "inner validation")  # finite: no error
 
 
-def test_an_error_that_cannot_be_pickled_reaches_the_parent_as_its_message() -> None:
-    from tle_kedro.training.parallel import _call_to_bytes
-
-    def _fails() -> None:
-        leaf = torch.ones(2, requires_grad=True)
-        raise ValueError("bad values", leaf * 2)  # a non-leaf tensor with grad inside
-
-    with pytest.raises(RuntimeError, match="ValueError: .*bad values"):
-        _call_to_bytes(_fails, (), {})
-    with pytest.raises(KeyError):  # a picklable error is raised as it is
-        _call_to_bytes(dict().__getitem__, ("x",), {})
-
-
 @pytest.mark.parametrize("measures_from", ["augmented", "original"])
 def test_training_batches_carry_the_images_the_measures_come_from(
     monkeypatch: pytest.MonkeyPatch, measures_from: str

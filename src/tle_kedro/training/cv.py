@@ -14,10 +14,13 @@ import time as _time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 import pandas as pd
+import sqlalchemy
 
 from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.evaluation.concordance import harrell_c
@@ -27,7 +30,7 @@ from tle_kedro.training.classical import fit_family
 from tle_kedro.training.config import ClassicalConfig, TuningConfig
 from tle_kedro.training.data import make_survival_arrays, outcome_arrays, rows_for
 from tle_kedro.training.fit import FitInputs, FittedNeuralModel, fit_neural_model
-from tle_kedro.training.parallel import make_executor, shared
+from tle_kedro.training.parallel import ExecutorConfig, open_executor
 from tle_kedro.training.specs import ModelSpec
 from tle_kedro.training.tuning import (
     TuningResult,
@@ -166,10 +169,10 @@ def fit_classical(
 Split = tuple[int, int, list[str], list[str]]  # repeat, fold, train ids, test ids
 
 
-def _tune_task(lead: ModelSpec, split: Split, tuning: TuningConfig) -> TuningResult:
+def _tune_task(data: CVData, lead: ModelSpec, split: Split, tuning: TuningConfig) -> TuningResult:
     """The outer fold's Optuna study (in a worker); trials are logged by the caller."""
-    data: CVData = shared("cv_data")
     repeat, fold, train_ids, _ = split
+    _create_optuna_schema(tuning.storage)
     return tune_hyperparameters(
         neural_fit_inputs(lead, data, train_ids),
         tuning,
@@ -178,11 +181,42 @@ def _tune_task(lead: ModelSpec, split: Split, tuning: TuningConfig) -> TuningRes
     )
 
 
+def _create_optuna_schema(url: str | None, attempts: int = 3) -> None:
+    """Create Optuna's tables in the storage ``url`` if it is new, beside concurrent creators.
+
+    Two workers whose first studies start together on a fresh database both create the
+    tables and stamp the schema version; the later one failed with ``IntegrityError: UNIQUE
+    constraint failed: alembic_version.version_num`` (2-worker cluster, SQLite, in the
+    test suite). Once the first one has committed the schema is complete: open it again.
+    None (studies in memory): nothing to create.
+    """
+    if url is None:
+        return
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(attempts):
+        try:
+            optuna.storages.RDBStorage(url)
+            return
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as exc:
+            if attempt == attempts - 1 or not _lost_schema_race(exc):
+                raise
+            _time.sleep(0.5 * (attempt + 1))
+
+
+def _lost_schema_race(exc: Exception) -> bool:
+    text = str(exc)
+    return "alembic_version" in text or "already exists" in text or "database is locked" in text
+
+
 def _fit_task(
-    spec: ModelSpec, split: Split, classical: ClassicalConfig, params: dict[str, Any]
+    data: CVData,
+    spec: ModelSpec,
+    split: Split,
+    classical: ClassicalConfig,
+    params: dict[str, Any],
 ) -> tuple[Any, SurvivalPrediction, list[dict[str, float]], float]:
     """Fit ``spec`` on the training ids (``params``: tuned values); predict the test ids."""
-    data: CVData = shared("cv_data")
     _, _, train_ids, test_ids = split
     start = _time.perf_counter()
     if spec.family != "neural":
@@ -236,16 +270,17 @@ def run_cross_validation(
     tuning: TuningConfig | None = None,
     on_fold_end: Callable[[FoldReport], None] | None = None,
     keep_models: bool = False,
-    workers: int = 1,
+    executor: ExecutorConfig | None = None,
     on_study_end: Callable[[TuningResult], None] | None = None,
     fold_params: Mapping[tuple[int, int], dict[str, Any]] | None = None,
 ) -> CVResult:
     """Fit every model of ``specs`` on every (repeat, fold) of ``data.folds``.
 
     Each outer fold's Optuna study runs first; the models it tunes (TransEpRelap and its
-    ablations) are fitted when it is done, every other model right away. With ``workers > 1``
-    the units run in that many processes (``training.parallel``); the result is identical.
-    ``on_fold_end`` / ``on_study_end`` are called in this process as units finish.
+    ablations) are fitted when it is done, every other model right away. ``executor`` says
+    where the units run (``training.parallel``: a Dask cluster, local or remote; None or one
+    worker: inline); the result is identical. ``on_fold_end`` / ``on_study_end`` are called
+    in this process as units finish, and each finished unit is logged with the count so far.
     ``fold_params``: hyperparameters tuned elsewhere (``training.fold_tuning``), by
     ``(repeat, fold)``, for every model of ``specs`` that no study of this call tunes.
 
@@ -259,27 +294,29 @@ def run_cross_validation(
     check_specs(specs, data)
     classical = classical or ClassicalConfig.model_validate({})
     tune = tuning if tuning is not None and tuning.enabled else None
+    _check_storage_reachable(tune, executor)
     leads = {s.tune_with for s in specs if s.family == "neural" and s.tune_with} if tune else set()
     splits = _splits(data.folds)
     done: dict[tuple[int, int], tuple[Any, ...]] = {}  # (split, spec) → fit outcome
     metrics: dict[tuple[int, int], dict[str, float]] = {}  # (split, spec) → test metrics
     tuned: dict[tuple[int, int], dict[str, Any]] = {}
-    pool = make_executor(workers, {"cv_data": data})
     pending: dict[Future[Any], tuple[str, int, Any]] = {}
+    progress = _Progress(len(splits) * (len(leads) + len(specs)))
 
-    def submit_fits(i: int, lead: str | None, params: dict[str, Any]) -> None:
-        for j, spec in enumerate(specs):
-            if (spec.tune_with if spec.tune_with in leads else None) == lead:
-                tuned[(i, j)] = params
-                future = pool.submit(_fit_task, spec, splits[i], classical, params)
-                pending[future] = ("fit", i, j)
+    with open_executor(executor, data) as (pool, shared):
 
-    try:
+        def submit_fits(i: int, lead: str | None, params: dict[str, Any]) -> None:
+            for j, spec in enumerate(specs):
+                if (spec.tune_with if spec.tune_with in leads else None) == lead:
+                    tuned[(i, j)] = params
+                    future = pool.submit(_fit_task, shared, spec, splits[i], classical, params)
+                    pending[future] = ("fit", i, j)
+
         for i, split in enumerate(splits):
             for lead in sorted(leads):
                 assert tune is not None, "leads exist only when tuning is on"
                 spec = next(s for s in specs if s.name == lead)
-                pending[pool.submit(_tune_task, spec, split, tune)] = ("tune", i, lead)
+                pending[pool.submit(_tune_task, shared, spec, split, tune)] = ("tune", i, lead)
             submit_fits(i, None, dict((fold_params or {}).get(split[:2], {})))
         while pending:
             finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
@@ -287,19 +324,59 @@ def run_cross_validation(
                 kind, i, key = pending.pop(future)
                 if kind == "tune":
                     result: TuningResult = future.result()
+                    progress.log(f"study {key}", splits[i])
                     if on_study_end is not None:
                         on_study_end(result)
                     submit_fits(i, key, result.params)
                     continue
                 done[(i, key)] = future.result()
+                progress.log(specs[key].name, splits[i])
                 metrics[(i, key)] = _report(
                     specs[key], splits[i], done[(i, key)], tuned[(i, key)], data, on_fold_end
                 )
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
     return _collect(specs, splits, done, metrics, tuned, keep_models)
+
+
+def _check_storage_reachable(tuning: TuningConfig | None, executor: ExecutorConfig | None) -> None:
+    """Raise ValueError if the studies would run on another machine with a relative SQLite file.
+
+    The studies run on the workers; a relative path is resolved in each remote worker's
+    working directory, so their trials would land in files the run never reads.
+    """
+    if tuning is None or executor is None or executor.scheduler_address is None:
+        return
+    storage = tuning.storage
+    if (
+        storage is not None
+        and storage.startswith("sqlite:///")
+        and not storage.removeprefix("sqlite:///").startswith("/")
+    ):
+        raise ValueError(
+            f"modeling.tuning.storage {storage!r} is relative to each Dask worker's working "
+            f"directory, but the studies run on {executor.scheduler_address}: use a database "
+            "server (docs/scaling_out.md, section 2) or an absolute path on a shared file system"
+        )
+
+
+@dataclass
+class _Progress:
+    """Logs each finished unit of the cross-validation: ``cross-validation 3/35: …``."""
+
+    total: int
+    done: int = 0
+    start: float = field(default_factory=_time.perf_counter)
+
+    def log(self, unit: str, split: Split) -> None:
+        self.done += 1
+        logger.info(
+            "cross-validation %d/%d: %s r%d f%d done (%.0f s since the start)",
+            self.done,
+            self.total,
+            unit,
+            split[0],
+            split[1],
+            _time.perf_counter() - self.start,
+        )
 
 
 def _report(

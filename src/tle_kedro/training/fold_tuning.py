@@ -16,7 +16,7 @@ from typing import Any
 
 from tle_kedro.training.config import TuningConfig
 from tle_kedro.training.cv import CVData, _splits, _tune_task, check_folds
-from tle_kedro.training.parallel import make_executor
+from tle_kedro.training.parallel import ExecutorConfig, open_executor
 from tle_kedro.training.specs import ModelSpec
 from tle_kedro.training.tuning import TuningResult
 
@@ -28,15 +28,15 @@ def tune_folds(
     spec: ModelSpec,
     data: CVData,
     tuning: TuningConfig,
-    workers: int = 1,
+    executor: ExecutorConfig | None = None,
     on_study_end: Callable[[TuningResult], None] | None = None,
 ) -> FoldParams:
     """The best hyperparameters of ``spec``'s study in every outer fold of ``data.folds``.
 
     Returns ``{(repeat, fold): {"train.lr": ..., ...}}`` (``{}`` for a fold whose study has
     no complete trial, and for every fold when ``tuning.enabled`` is false: the configured
-    values are used). Studies run in ``workers`` processes; ``on_study_end`` is called in
-    this process as each finishes.
+    values are used). Studies run where ``executor`` says (``training.parallel``: a Dask
+    cluster; None: inline); ``on_study_end`` is called in this process as each finishes.
     """
     check_folds(data.folds, data.clinical)
     splits = _splits(data.folds)
@@ -44,19 +44,14 @@ def tune_folds(
         return {(repeat, fold): {} for repeat, fold, _, _ in splits}
     if spec.family != "neural":
         raise ValueError(f"model {spec.name!r} ({spec.family}) has no Optuna study")
-    pool = make_executor(min(workers, len(splits)), {"cv_data": data})
-    try:
-        futures = [pool.submit(_tune_task, spec, split, tuning) for split in splits]
-        out: FoldParams = {}
+    out: FoldParams = {}
+    with open_executor(executor, data) as (pool, shared):
+        futures = [pool.submit(_tune_task, shared, spec, split, tuning) for split in splits]
         for split, future in zip(splits, futures, strict=True):
             result: TuningResult = future.result()
             if on_study_end is not None:
                 on_study_end(result)
             out[split[:2]] = dict(result.params)
-    except BaseException:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
     return out
 
 

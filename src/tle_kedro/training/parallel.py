@@ -1,35 +1,66 @@
-"""Independent cross-validation fits in worker processes (CPU), or inline.
+"""Where the cross-validation fits run: inline, a local Dask cluster, or a remote one.
 
 The comparison is ~35 independent units of work (one Optuna study per outer fold, then one
 fit per model × fold); the slim networks are too small for two intra-op threads to keep two
 cores busy, so on CPU one single-threaded fit per core finishes the set sooner. Every fit
 seeds itself (``training.fit.seed_everything``), so results do not depend on which worker ran
-it or in which order. With ``workers=1`` (the default on CUDA) everything runs in this
-process through the same code path.
+it or in which order.
 
-Hand-written over ``concurrent.futures`` rather than joblib: later tasks depend on earlier
-ones (a fold's tuned fits wait for its study), and results must reach the caller as they
-finish (MLflow logging, progress), which joblib's map API does not offer.
+``dask.distributed`` rather than a hand-written process pool: the same code runs the fits on
+this machine (a ``LocalCluster`` of worker processes) and on many (a scheduler address, e.g.
+a SLURM cluster started with ``dask-jobqueue``: docs/scaling_out.md). Its
+``Client.get_executor()`` is a ``concurrent.futures`` executor, so results reach the caller
+as they finish (MLflow logging, progress) and a fold's tuned fits are submitted when its
+study is done; data every task reads is scattered to the workers once; results (fitted
+ensembles of thousands of tensors) travel as plain pickles, and an error the worker cannot
+pickle arrives as its message. Kedro's ``ParallelRunner`` parallelises nodes, not the units
+inside one, refuses this project's catalog (kedro-mlflow's artifact datasets do not pickle)
+and skips the hooks that open the MLflow run. With one worker (the default on CUDA: one
+device) everything runs inline in this process. What each choice costs: docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
-import pickle
-from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from multiprocessing.reduction import ForkingPickler
-from typing import Any, Literal, TypeVar
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
+from contextlib import contextmanager
+from typing import Annotated, Any, Literal, TypeVar
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_SHARED: dict[str, Any] = {}
 MAX_AUTO_WORKERS = 8
+
+
+class ExecutorConfig(BaseModel):
+    """``modeling.executor`` in parameters_modeling.yml.
+
+    Attributes:
+        scheduler_address: a running Dask scheduler (``tcp://host:8786``, ``tls://…``) to
+            submit the fits to; its workers need this project installed. None: this machine.
+        workers: on this machine, fits at a time (a ``LocalCluster`` of that many
+            single-threaded processes on 127.0.0.1; 1 = inline); ``auto`` = one per CPU
+            core (≤ 8), 1 on a GPU. Ignored with a scheduler address (its cluster decides).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    scheduler_address: str | None = None
+    workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
+
+    @field_validator("scheduler_address")
+    @classmethod
+    def _has_scheme(cls, address: str | None) -> str | None:
+        if address is not None and "://" not in address:
+            raise ValueError(
+                f"scheduler_address {address!r} needs a protocol, e.g. 'tcp://{address}' "
+                "(null = a local cluster on this machine)"
+            )
+        return address
 
 
 def resolve_workers(workers: int | Literal["auto"], device: str) -> int:
@@ -41,6 +72,11 @@ def resolve_workers(workers: int | Literal["auto"], device: str) -> int:
     if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
         return 1
     return max(1, min(MAX_AUTO_WORKERS, available_cores()))
+
+
+def resolve_executor(config: ExecutorConfig, device: str) -> ExecutorConfig:
+    """``config`` with ``workers`` a number for the training ``device``."""
+    return config.model_copy(update={"workers": resolve_workers(config.workers, device)})
 
 
 def available_cores() -> int:
@@ -62,70 +98,72 @@ class InlineExecutor(Executor):
         return future
 
 
-def _init_worker(shared: dict[str, Any], threads: int) -> None:
-    torch.set_num_threads(threads)
-    logging.basicConfig(level=logging.WARNING)
-    _SHARED.clear()
-    _SHARED.update(shared)
+def one_torch_thread_plugin() -> Any:
+    """A Dask worker plugin: one torch intra-op thread in every worker, present or to come.
 
-
-def shared(name: str) -> Any:
-    """An object handed to every worker once (not re-sent with each task)."""
-    try:
-        return _SHARED[name]
-    except KeyError:
-        raise RuntimeError(f"{name!r} was not shared with this worker (make_executor)") from None
-
-
-def _call_to_bytes(fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> bytes:
-    try:
-        result = fn(*args, **kwargs)
-    except Exception as exc:
-        try:  # an error holding a tensor with grad cannot cross the process boundary
-            ForkingPickler.dumps(exc)  # how the pool sends it (torch's tensor reducers)
-        except Exception:
-            raise RuntimeError(f"{type(exc).__name__}: {exc}") from None
-        raise
-    return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-class BytesProcessPool(ProcessPoolExecutor):
-    """A process pool whose results come back as plain pickles.
-
-    Why: the pool's own pickler sends torch tensors as shared-memory file descriptors, one
-    per tensor; a fitted ensemble of snapshot networks holds thousands, and the transfer
-    failed with "received 0 items of ancdata" (a broken pool). A plain pickle copies the
-    weights into the message instead (a few MB per fit).
+    Dask runs ``nthreads`` tasks at once per worker, so each fit gets one core; two intra-op
+    threads per fit spin-wait for the same cores (5-20x slower measured here) and make the
+    sums, hence the fits, depend on the thread count. (A class built here: importing
+    ``distributed`` at module level would cost every ``kedro run`` ~0.4 s.)
     """
+    from distributed import WorkerPlugin
 
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        inner = super().submit(_call_to_bytes, fn, args, kwargs)
-        outer: Future[T] = Future()
+    class OneTorchThread(WorkerPlugin):
+        name = "tle-kedro-one-torch-thread"
 
-        def relay(done: Future[bytes]) -> None:
-            try:
-                outer.set_result(pickle.loads(done.result()))
-            except BaseException as exc:  # the task's own error, or a broken pool
-                outer.set_exception(exc)
+        def setup(self, worker: Any) -> None:
+            torch.set_num_threads(1)
 
-        inner.add_done_callback(relay)
-        return outer
+    return OneTorchThread()
 
 
-def make_executor(workers: int, shared_objects: dict[str, Any]) -> Executor:
-    """An executor whose tasks can read ``shared(name)``.
+def local_cluster(n_workers: int) -> Any:
+    """A ``distributed.LocalCluster`` of ``n_workers`` single-threaded processes on 127.0.0.1,
+    no dashboard; the caller closes it."""
+    from distributed import LocalCluster
 
-    ``workers > 1``: a pool of ``spawn``ed processes with one torch thread each (``fork``
-    after torch has started its OpenMP pool can deadlock). ``workers == 1``: inline.
-    """
-    if workers <= 1:
-        _SHARED.clear()
-        _SHARED.update(shared_objects)
-        return InlineExecutor()
-    logger.info("running the cross-validation in %d worker processes", workers)
-    return BytesProcessPool(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(shared_objects, 1),
+    return LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        memory_limit=None,  # a fit may use what a plain process may; the OS is the limit
     )
+
+
+@contextmanager
+def open_executor(config: ExecutorConfig | None, shared: T) -> Iterator[tuple[Executor, T]]:
+    """An executor for the fits, and the handle of ``shared`` to pass to every task.
+
+    ``shared`` (data every task reads) is sent to the workers once: tasks take the handle as
+    an argument and receive the object itself. ``config`` None, or one worker and no
+    scheduler address: inline. Otherwise a ``dask.distributed.Client`` to
+    ``scheduler_address``, or to a ``LocalCluster`` started here (processes, one thread
+    each, 127.0.0.1, no dashboard). On exit, also on an error, the client closes, so the
+    scheduler drops what is left of this run, and a cluster started here is shut down.
+    """
+    # resolve_executor gives the device's count; a bare "auto" here counts CPU cores
+    n_workers = 1 if config is None else resolve_workers(config.workers, "cpu")
+    if config is None or (config.scheduler_address is None and n_workers == 1):
+        logger.info("cross-validation fits run inline in this process")
+        yield InlineExecutor(), shared
+        return
+    from distributed import Client  # imported only when fits leave the process
+
+    cluster = None
+    if config.scheduler_address is None:
+        cluster = local_cluster(n_workers)
+        where = f"a local Dask cluster of {n_workers} worker processes"
+    else:
+        where = f"the Dask scheduler at {config.scheduler_address}"
+    try:
+        with Client(cluster if cluster is not None else config.scheduler_address) as client:
+            client.register_plugin(one_torch_thread_plugin())
+            # in a list: scatter would send a dict or a list element by element
+            [handle] = client.scatter([shared], broadcast=True, hash=False)
+            logger.info("cross-validation fits run on %s", where)
+            yield client.get_executor(pure=False), handle
+    finally:
+        if cluster is not None:
+            cluster.close()

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tle_kedro.data.atlas import AtlasConfig
 from tle_kedro.models.config import ModelConfig
 from tle_kedro.training.config import ClassicalConfig, TrainConfig, TuningConfig, parse_section
+from tle_kedro.training.parallel import ExecutorConfig
 
 Family = Literal["cox_clinical", "cox_region_measures", "rsf_region_measures", "neural"]
 
@@ -83,7 +84,7 @@ class ModelingParams(BaseModel):
     classical: dict[str, Any] = Field(default_factory=dict)
     tuning: dict[str, Any] = Field(default_factory=dict)
     keep_fold_models: bool = True
-    workers: int | Literal["auto"] = "auto"
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
 
     @field_validator("models")
     @classmethod

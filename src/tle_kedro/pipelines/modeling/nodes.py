@@ -23,7 +23,7 @@ from tle_kedro.tracking import MlflowFoldLogger
 from tle_kedro.training.config import ClassicalConfig, parse_section
 from tle_kedro.training.cv import CVData, CVResult, run_cross_validation
 from tle_kedro.training.fold_tuning import fold_key, from_json, to_json, tune_folds
-from tle_kedro.training.parallel import resolve_workers
+from tle_kedro.training.parallel import ExecutorConfig, resolve_executor
 from tle_kedro.training.specs import (
     ModelingParams,
     ModelSpec,
@@ -81,7 +81,7 @@ def tune_model(
         spec,
         data,
         tuning,
-        workers=resolve_workers(modeling.workers, train_cfg.device),
+        executor=resolve_executor(modeling.executor, train_cfg.device),
         on_study_end=lambda study: log_trials(tuning, study),
     )
     return to_json(tuned)
@@ -111,8 +111,8 @@ def cross_validate_neural(
         image_tensors=image_tensors,
         tokenizer=clinical_tokenizer,
     )
-    workers = resolve_workers(modeling.workers, train_cfg.device)
-    return _cross_validate(spec, data, modeling, classical, workers, from_json(tuned_params or {}))
+    executor = resolve_executor(modeling.executor, train_cfg.device)
+    return _cross_validate(spec, data, modeling, classical, executor, from_json(tuned_params or {}))
 
 
 def cross_validate_classical(
@@ -139,7 +139,7 @@ def cross_validate_classical(
     # In this process: a baseline's fits take seconds, less than starting worker processes
     # (smoke cohort, cox_clinical alone: 40 s with 2 workers, 17 s inline, kedro start-up
     # included, on a loaded 2-core machine).
-    return _cross_validate(spec, data, modeling, classical, 1, {})
+    return _cross_validate(spec, data, modeling, classical, None, {})
 
 
 def _cross_validate(
@@ -147,7 +147,7 @@ def _cross_validate(
     data: CVData,
     modeling: ModelingParams,
     classical: ClassicalConfig,
-    workers: int,
+    executor: ExecutorConfig | None,
     fold_params: dict[tuple[int, int], dict[str, Any]],
 ) -> FoldOutputs:
     # The study already ran (tune_model): this call fits with its values, studies nothing.
@@ -157,7 +157,7 @@ def _cross_validate(
         classical=classical,
         on_fold_end=MlflowFoldLogger(),
         keep_models=modeling.keep_fold_models,
-        workers=workers,
+        executor=executor,
         fold_params=fold_params,
     )
     models = {f"{m}-r{r}-f{f}": fitted for (m, r, f), fitted in result.models.items()}
