@@ -188,13 +188,14 @@ def bundle_model(
 
 
 def select_validation_predictions(
-    oof_predictions: pd.DataFrame,
-    clinical_validated: pd.DataFrame,
-    final_fit_summary: dict[str, Any],
+    oof_predictions: pd.DataFrame, clinical_validated: pd.DataFrame, registry: dict[str, Any]
 ) -> pd.DataFrame:
     """The registered model's out-of-fold rows, patients as cohort positions (logged, so a
-    later run on the same cohort can pair with them; no participant id reaches MLflow)."""
-    model = str(final_fit_summary["model"])
+    later run on the same cohort can pair with them; no participant id reaches MLflow).
+
+    The model is chosen again from the same inputs (:func:`choose_model` is deterministic
+    and cheap), so this 07 dataset does not depend on the 08 fit summary."""
+    model, _ = choose_model(oof_predictions, clinical_validated, RegistryParams(**registry))
     return validation_predictions(oof_predictions, clinical_validated, model)
 
 
