@@ -13,9 +13,9 @@ from kedro.pipeline import Pipeline
 from tests.conftest import PROJECT_ROOT, make_project_copy, run_kedro_command
 from tle_kedro.config_loader import LOADER_ARGS, ProjectConfigLoader
 from tle_kedro.pipelines.modeling import create_pipeline
-from tle_kedro.training.specs import DEFAULT_MODELS, MODALITY_ABLATIONS
+from tle_kedro.training.specs import DEFAULT_MODELS, ON_REQUEST
 
-ABLATIONS_ENV = ["cox_clinical", "transeprelap", *MODALITY_ABLATIONS]
+ABLATIONS_ENV = ["cox_clinical", "transeprelap", *ON_REQUEST]
 
 
 def namespaces(pipeline: Pipeline) -> set[str]:
@@ -52,7 +52,7 @@ def test_only_transeprelap_tunes_and_its_ablations_read_its_studies() -> None:
     tuning = [n.name for n in pipeline.nodes if n.name.endswith(".tune")]
     assert tuning == ["transeprelap.tune"]
     assert "optuna_storage" in node(pipeline, "transeprelap.tune").inputs
-    for model in ["transeprelap", *MODALITY_ABLATIONS]:
+    for model in ["transeprelap", *ON_REQUEST]:
         assert "transeprelap.tuned_params" in node(pipeline, f"{model}.cross_validate").inputs
     assert not any("tuned" in i for i in node(pipeline, "cox_clinical.cross_validate").inputs)
     # An ablation alone runs on the study results a TransEpRelap run left in the catalog.
@@ -70,7 +70,7 @@ def test_without_transeprelap_the_ablations_are_not_tuned() -> None:
     ("env", "runtime_params", "models"),
     [
         ("base", None, set(DEFAULT_MODELS)),
-        ("ablations", None, {*DEFAULT_MODELS, *MODALITY_ABLATIONS}),
+        ("ablations", None, {*DEFAULT_MODELS, *ON_REQUEST}),
         ("smoke", {"modeling": {"models": ["cox_clinical"]}}, {"cox_clinical"}),
     ],
 )

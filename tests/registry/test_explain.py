@@ -121,7 +121,7 @@ def test_patient_figure_has_curve_contributions_and_four_slices(fitted_and_array
     titles = " ".join(ax.get_title() for ax in fig.axes)
     assert "risk group: high" in titles
     assert "T1 axial" in titles and "T1 coronal" in titles
-    assert "attention: top 10 of" in titles  # the rollout panel of a TransEpRelap
+    assert "attention: top 3 of 3 tokens" in titles  # rollout panel (T1, PET, clinical token)
     assert any(t.get_text() == "PET missing" for ax in fig.axes for t in ax.texts)
 
 
