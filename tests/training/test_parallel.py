@@ -137,6 +137,19 @@ def _sleep_then_scale(shared: float, seconds: float) -> tuple[float, int]:
     return shared * seconds, torch.get_num_threads()
 
 
+def _worker_environment(_: object) -> tuple[str | None, str | None]:
+    import os
+
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS")
+
+
+def test_the_runs_cluster_keeps_glibcs_malloc_trimming_and_one_omp_thread(scheduler: str) -> None:
+    """distributed's default MALLOC_TRIM_THRESHOLD_=65536 slowed every fit by ~15 %
+    (training.parallel.local_cluster); its one-OpenMP-thread default stays."""
+    with open_executor(ExecutorConfig(scheduler_address=scheduler, workers=2), None) as (pool, _):
+        assert pool.submit(_worker_environment, 0).result() == (None, "1")
+
+
 def test_results_reach_the_caller_as_they_finish(scheduler: str) -> None:
     with open_executor(ExecutorConfig(scheduler_address=scheduler), 3.0) as (pool, shared):
         slow = pool.submit(_sleep_then_scale, shared, 8.0)
