@@ -56,6 +56,12 @@ class Explanation:
     rollout: Rollout | None = None
 
 
+def shares_of(contributions: dict[str, float]) -> dict[str, float]:
+    """Each input's ``|contribution| / sum |contributions|`` (sums to 1, or all 0)."""
+    total = sum(abs(v) for v in contributions.values())
+    return {k: (abs(v) / total if total > 0 else 0.0) for k, v in contributions.items()}
+
+
 def _forward(model: torch.nn.Module, batch: SurvivalBatch):  # type: ignore[no-untyped-def]
     """``images (n, 2, D, H, W) -> (n,)`` log-risk, other inputs of the one-patient ``batch``."""
 
@@ -146,8 +152,7 @@ def modality_contributions(
         contributions = {
             name: risk - float(model(_masked(batch, name)).reshape(-1)[0]) for name in INPUTS
         }
-    total = sum(abs(v) for v in contributions.values())
-    shares = {k: (abs(v) / total if total > 0 else 0.0) for k, v in contributions.items()}
+    shares = shares_of(contributions)
     return risk, contributions, shares
 
 
@@ -193,8 +198,7 @@ def mean_explanation(parts: list[Explanation], risk: float) -> Explanation:
     gradients and the masking contributions are linear in the model's output); ``risk`` is
     the ensemble's."""
     contributions = {k: float(np.mean([p.contributions[k] for p in parts])) for k in INPUTS}
-    total = sum(abs(v) for v in contributions.values())
-    shares = {k: (abs(v) / total if total > 0 else 0.0) for k, v in contributions.items()}
+    shares = shares_of(contributions)
     maps = np.mean([p.attributions for p in parts], axis=0).astype(np.float32)
     rollouts = [p.rollout for p in parts if p.rollout is not None]
     rollout = None
@@ -237,8 +241,7 @@ def explain_measures(
         masked = x.copy()
         masked[cols] = np.nan
         contributions[name] = risk - float(estimator.predict(masked).risk[0]) if cols else 0.0
-    total = sum(abs(v) for v in contributions.values())
-    shares = {k: (abs(v) / total if total > 0 else 0.0) for k, v in contributions.items()}
+    shares = shares_of(contributions)
     maps = np.zeros((2, *grid_shape), dtype=np.float32)
     return Explanation(maps, risk, contributions, shares)
 
