@@ -91,7 +91,7 @@ def test_survival_curves_follow_the_estimator_and_hit_p12(bundle: TinyBundle) ->
     prepared = model.prepare(model_input(bundle.root))
     out = model.predict_prepared(prepared)
     times = np.array([0.0, 6.0, 12.0, 24.0, 36.0])
-    curves = model.survival_curves(prepared, times)
+    curves = model.survival_curves(model.arrays(prepared), times)
     assert curves.shape == (len(out), 5)
     assert (np.diff(curves, axis=1) <= 1e-12).all()  # non-increasing
     np.testing.assert_allclose(curves[:, 2], 1.0 - out["p_recurrence_12"], rtol=1e-6)

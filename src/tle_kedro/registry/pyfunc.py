@@ -317,12 +317,12 @@ class TLESurvivalModel(PythonModel):
         return out
 
     def survival_curves(
-        self, prepared: PreparedCohort, times: np.ndarray, risk: np.ndarray | None = None
+        self, inputs: Any, times: np.ndarray, risk: np.ndarray | None = None
     ) -> np.ndarray:
-        """(N, T) S(t | x) of the prepared patients at (T,) months; ``risk``: their predicted
-        risks when known (a neural model then needs no second forward pass)."""
-        times = np.asarray(times, dtype=np.float64)
-        return self.fitted.survival(self.arrays(prepared), times, risk)  # type: ignore[arg-type]
+        """(N, T) S(t | x) at (T,) months of the patients whose model inputs ``inputs``
+        (:meth:`arrays`) are; ``risk``: their predicted risks when known (a neural model then
+        needs no second forward pass)."""
+        return self.fitted.survival(inputs, np.asarray(times, dtype=np.float64), risk)
 
 
 def as_survival_model(model: Any) -> TLESurvivalModel:

@@ -69,7 +69,7 @@ def explain_patients(
         return {}
     arrays = model.arrays(prepared)
     times = np.linspace(0.0, p.horizon_months, 200)
-    curves = model.survival_curves(prepared, times, predictions["risk"].to_numpy(float))  # (N, T)
+    curves = model.survival_curves(arrays, times, predictions["risk"].to_numpy(float))  # (N, T)
     figures: dict[str, Figure] = {}
     for i, row in enumerate(predictions.to_dict("records")):
         explanation = explain_patient(
