@@ -31,6 +31,7 @@ def test_project_parameters_validate_and_list_every_model() -> None:
         "transeprelap_no_mri",
         "transeprelap_no_clinical",
         "transeprelap_clinical_after",
+        "transeprelap_flip_lr",
     }
     # every model but the ablations on request (conf/ablations), in the table's order
     assert tuple(params.models) == tuple(m for m in ALL_MODELS if m not in ablations)
@@ -65,6 +66,17 @@ def test_ablations_switch_one_modality_off_and_share_transeprelaps_study() -> No
     after = specs["transeprelap_clinical_after"]
     assert after.model_config.clinical_fusion == "after" and after.tune_with == "transeprelap"
     assert specs["transeprelap"].model_config.clinical_fusion == "attention"
+    flip = specs["transeprelap_flip_lr"]
+    assert flip.kind == "transeprelap" and flip.tune_with == "transeprelap"
+    assert flip.train_config.augment.flip_lr and not specs["transeprelap"].train_config.augment.flip_lr
+    # only the flip differs: the rest of the training and the whole network are TransEpRelap's
+    assert flip.model_config == specs["transeprelap"].model_config
+    assert flip.train_config.model_copy(
+        update={"augment": specs["transeprelap"].train_config.augment}
+    ) == specs["transeprelap"].train_config
+    assert model_params("transeprelap_flip_lr", {"train": train.model_dump()})["train"][
+        "augment"
+    ]["flip_lr"] is True
     assert specs["cox_clinical"].family == "cox_clinical"
     assert specs["resnet_image"].tune_with is None
 
@@ -78,7 +90,7 @@ def test_ablation_without_transeprelap_is_not_tuned_and_order_is_fixed() -> None
 
 def test_model_params_describe_each_model_as_its_spec_fits_it() -> None:
     """The parameters of a model's MLflow run (from the resolved ``modeling_config``) are
-    the configuration ``build_specs`` fits it with: ablation switches applied."""
+    the configuration ``build_specs`` fits it with: ablation and training switches applied."""
     _, model, train, classical, _ = parse_modeling_params(_project_params(), GRID)
     resolved = {
         "model": model.model_dump(mode="json"),
@@ -91,7 +103,7 @@ def test_model_params_describe_each_model_as_its_spec_fits_it() -> None:
         if spec.family == "neural":
             assert params["kind"] == spec.kind
             assert params["model"] == spec.model_config.model_dump(mode="json")
-            assert params["train"] == resolved["train"]
+            assert params["train"] == spec.train_config.model_dump(mode="json")
             assert "classical" not in params
         else:
             assert set(params) == {"family", "classical"}
@@ -147,7 +159,7 @@ def test_every_environment_merges_into_valid_parameters(env: str) -> None:
         assert default < names
         assert names - default == {
             "transeprelap_no_pet", "transeprelap_no_mri", "transeprelap_no_clinical",
-            "transeprelap_clinical_after",
+            "transeprelap_clinical_after", "transeprelap_flip_lr",
         }  # fmt: skip
         specs = build_specs(list(params.models), model, train)
         off = {s.name: s.model_config for s in specs if s.name in names - default}

@@ -54,6 +54,7 @@ ModelName = Literal[
     "transeprelap_no_clinical",
     "transeprelap_no_region_tokens",
     "transeprelap_clinical_after",
+    "transeprelap_flip_lr",
 ]
 ALL_MODELS: tuple[str, ...] = ModelName.__args__  # type: ignore[attr-defined]
 
@@ -67,10 +68,15 @@ _ABLATIONS: dict[str, dict[str, bool | str]] = {
     # clinical data joined after the Transformer instead of inside its attention (TransRP)
     "transeprelap_clinical_after": {"clinical_fusion": "after"},
 }
-# The modality ablations and the clinical-fusion variant run on request (conf/ablations):
+# Variants that differ in how TransEpRelap is trained (``train:`` switches, deep-merged).
+_TRAIN_VARIANTS: dict[str, dict[str, Any]] = {
+    # side-aware left-right flip augmentation (the operative side is swapped with the image)
+    "transeprelap_flip_lr": {"augment": {"flip_lr": True}},
+}
+# The modality ablations and the configuration variants run on request (conf/ablations):
 # the default run fits the others.
 MODALITY_ABLATIONS = ("transeprelap_no_pet", "transeprelap_no_mri", "transeprelap_no_clinical")
-ON_REQUEST = (*MODALITY_ABLATIONS, "transeprelap_clinical_after")
+ON_REQUEST = (*MODALITY_ABLATIONS, "transeprelap_clinical_after", "transeprelap_flip_lr")
 DEFAULT_MODELS: tuple[str, ...] = tuple(m for m in ALL_MODELS if m not in ON_REQUEST)
 
 
@@ -121,7 +127,25 @@ def _identity(name: str) -> tuple[Family, str | None, dict[str, bool | str]]:
         return name, None, {}  # type: ignore[return-value]
     if name in _ABLATIONS:
         return "neural", "transeprelap", _ABLATIONS[name]
+    if name in _TRAIN_VARIANTS:
+        return "neural", "transeprelap", {}
     return "neural", name, {}
+
+
+def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``override`` merged key by key (nested mappings merged too)."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _is_variant(name: str) -> bool:
+    """An ablation or a training variant of TransEpRelap (it reuses TransEpRelap's study)."""
+    return name in _ABLATIONS or name in _TRAIN_VARIANTS
 
 
 def ordered_models(names: Sequence[str]) -> list[str]:
@@ -143,10 +167,10 @@ def tuning_leads(names: Sequence[str]) -> dict[str, str | None]:
     lead = "transeprelap" if "transeprelap" in names else None
     out: dict[str, str | None] = {}
     for name in ordered_models(names):
-        family, _, switches = _identity(name)
+        family, _, _ = _identity(name)
         if family != "neural":
             out[name] = None
-        elif switches:
+        elif _is_variant(name):
             out[name] = lead
         else:
             out[name] = name if name == "transeprelap" else None
@@ -165,7 +189,10 @@ def build_specs(names: list[str], model: ModelConfig, train: TrainConfig) -> lis
         if switches:
             config = model.model_copy(update=switches)
             ModelConfig.model_validate(config.model_dump())  # re-check the switches
-        specs.append(ModelSpec(name, "neural", kind, config, train, tune_with=tune_with))
+        fit = train
+        if name in _TRAIN_VARIANTS:
+            fit = TrainConfig.model_validate(_merged(train.model_dump(), _TRAIN_VARIANTS[name]))
+        specs.append(ModelSpec(name, "neural", kind, config, fit, tune_with=tune_with))
     return specs
 
 
@@ -188,7 +215,7 @@ def model_params(name: str, resolved: Mapping[str, Any]) -> dict[str, Any]:
         if "model" in resolved:
             out["model"] = {**resolved["model"], **switches}
         if "train" in resolved:
-            out["train"] = dict(resolved["train"])
+            out["train"] = _merged(resolved["train"], _TRAIN_VARIANTS.get(name, {}))
     elif "classical" in resolved:
         prefix = family.split("_", 1)[0] + "_"
         out["classical"] = {
