@@ -1,4 +1,5 @@
-"""Project hooks: keep file-system paths given on the command line out of MLflow.
+"""Project hooks: keep file-system paths given on the command line out of MLflow, and one
+local Dask cluster per ``kedro run`` for the cross-validation nodes.
 
 kedro-mlflow tags every run with its run parameters, including ``runtime_params`` such as
 ``--params=cohort_dir=/hospital/share/tle_cohort``. A cohort path can name the hospital,
@@ -47,3 +48,28 @@ class RedactRuntimePaths:
         if safe != runtime:
             mlflow.set_tag("runtime_params", str(safe))
             logger.info("runtime parameter paths redacted from the MLflow run tags")
+
+
+class ShareLocalCluster:
+    """One local Dask cluster for all of a run's cross-validation nodes (``RunClusters``),
+    closed when the run ends or fails."""
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        from tle_kedro.training.parallel import RUN_CLUSTERS
+
+        RUN_CLUSTERS.keep()
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        self._close()
+
+    @hook_impl
+    def on_pipeline_error(self) -> None:
+        self._close()
+
+    @staticmethod
+    def _close() -> None:
+        from tle_kedro.training.parallel import RUN_CLUSTERS
+
+        RUN_CLUSTERS.close()

@@ -24,7 +24,7 @@ from tests.training import tiny_cohort
 from tle_kedro.features.clinical import ClinicalTokenizer, make_clinical_recipe
 from tle_kedro.models.classical import SurvivalPrediction
 from tle_kedro.models.config import ModelConfig
-from tle_kedro.training import cv, parallel
+from tle_kedro.training import cv, fold_tuning, parallel
 from tle_kedro.training.config import ClassicalConfig, ParamRange, TrainConfig, TuningConfig
 from tle_kedro.training.cv import CVData, FoldReport, run_cross_validation
 from tle_kedro.training.parallel import ExecutorConfig, open_executor
@@ -178,7 +178,7 @@ def _fake_fit(
 
 
 def _run_fakes(monkeypatch: pytest.MonkeyPatch, executor: ExecutorConfig | None) -> Any:
-    monkeypatch.setattr(cv, "_tune_task", _fake_study)
+    monkeypatch.setattr(cv, "tune_fold_task", _fake_study)
     monkeypatch.setattr(cv, "_fit_task", _fake_fit)
     studies: list[TuningResult] = []
     reports: list[FoldReport] = []
@@ -232,10 +232,10 @@ def test_studies_on_a_remote_cluster_refuse_a_relative_sqlite_storage(tmp_path: 
     with pytest.raises(ValueError, match="relative to each Dask worker's working directory"):
         run_cross_validation(SPECS, _data(), tuning=relative, executor=remote)
     # inline and on a local cluster the workers share the run's working directory
-    cv._check_storage_reachable(relative, ExecutorConfig(workers=2))
-    cv._check_storage_reachable(relative, None)
+    fold_tuning.check_storage_reachable(relative, ExecutorConfig(workers=2))
+    fold_tuning.check_storage_reachable(relative, None)
     absolute = TuningConfig(storage=f"sqlite:///{tmp_path}/optuna.db")
-    cv._check_storage_reachable(absolute, remote)
+    fold_tuning.check_storage_reachable(absolute, remote)
 
 
 def test_a_study_that_loses_the_schema_race_opens_the_schema_the_other_wrote(
@@ -252,17 +252,17 @@ def test_a_study_that_loses_the_schema_race_opens_the_schema_the_other_wrote(
                 "INSERT INTO alembic_version", {}, Exception("UNIQUE constraint failed")
             )
 
-    monkeypatch.setattr(cv.optuna.storages, "RDBStorage", racing)
+    monkeypatch.setattr(fold_tuning.optuna.storages, "RDBStorage", racing)
     url = f"sqlite:///{tmp_path}/fresh/optuna.db"
-    cv._create_optuna_schema(url)
+    fold_tuning.create_optuna_schema(url)
     assert calls == [url, url]
 
     def broken(url: str) -> None:
         raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("disk I/O error"))
 
-    monkeypatch.setattr(cv.optuna.storages, "RDBStorage", broken)
+    monkeypatch.setattr(fold_tuning.optuna.storages, "RDBStorage", broken)
     with pytest.raises(sqlalchemy.exc.OperationalError, match="disk I/O error"):
-        cv._create_optuna_schema(url)  # any other error is raised at once
+        fold_tuning.create_optuna_schema(url)  # any other error is raised at once
 
 
 @pytest.mark.parametrize("where", ["inline", "cluster"])
@@ -350,3 +350,47 @@ def test_the_scheduler_snippet_of_the_docs_is_a_valid_modeling_section() -> None
     executor = ModelingParams(**snippets[0]["modeling"]).executor
     assert executor.scheduler_address is not None
     assert executor.scheduler_address.startswith("tcp://")
+
+
+def _worker_pid(_: object) -> int:
+    import os
+
+    return os.getpid()
+
+
+def test_a_kedro_runs_nodes_share_one_local_cluster_closed_when_the_run_ends() -> None:
+    """``hooks.ShareLocalCluster``: the run's second cross-validation node reuses the first
+    one's workers (no second start-up), and nothing outlives the run; outside a run each
+    call starts and closes its own cluster."""
+    from tle_kedro.hooks import ShareLocalCluster
+
+    hook, config = ShareLocalCluster(), ExecutorConfig(workers=2)
+    before = _worker_processes()
+    hook.before_pipeline_run()
+    try:
+        pids = []
+        for _ in range(2):  # two nodes of one run
+            with open_executor(config, None) as (pool, _):
+                pids.append({pool.submit(_worker_pid, i).result() for i in range(6)})
+            assert len(_worker_processes() - before) >= 2  # the workers stay between nodes
+        assert pids[0] & pids[1]
+        [cluster] = parallel.RUN_CLUSTERS.clusters.values()
+    finally:
+        hook.after_pipeline_run()
+    assert cluster.status.name == "closed" and not parallel.RUN_CLUSTERS.clusters
+    # after the run: a call owns its cluster again
+    with open_executor(config, None) as (pool, _):
+        first = {pool.submit(_worker_pid, i).result() for i in range(6)}
+    assert not first & pids[0] and not parallel.RUN_CLUSTERS.keeping
+
+
+def test_a_failed_run_closes_its_cluster() -> None:
+    from tle_kedro.hooks import ShareLocalCluster
+
+    hook = ShareLocalCluster()
+    hook.before_pipeline_run()
+    with open_executor(ExecutorConfig(workers=2), None) as (pool, _):
+        assert pool.submit(_worker_pid, 0).result() > 0
+    [cluster] = parallel.RUN_CLUSTERS.clusters.values()
+    hook.on_pipeline_error()
+    assert cluster.status.name == "closed" and not parallel.RUN_CLUSTERS.keeping

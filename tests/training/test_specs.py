@@ -68,15 +68,21 @@ def test_ablations_switch_one_modality_off_and_share_transeprelaps_study() -> No
     assert specs["transeprelap"].model_config.clinical_fusion == "attention"
     flip = specs["transeprelap_flip_lr"]
     assert flip.kind == "transeprelap" and flip.tune_with == "transeprelap"
-    assert flip.train_config.augment.flip_lr and not specs["transeprelap"].train_config.augment.flip_lr
+    assert (
+        flip.train_config.augment.flip_lr and not specs["transeprelap"].train_config.augment.flip_lr
+    )
     # only the flip differs: the rest of the training and the whole network are TransEpRelap's
     assert flip.model_config == specs["transeprelap"].model_config
-    assert flip.train_config.model_copy(
-        update={"augment": specs["transeprelap"].train_config.augment}
-    ) == specs["transeprelap"].train_config
-    assert model_params("transeprelap_flip_lr", {"train": train.model_dump()})["train"][
-        "augment"
-    ]["flip_lr"] is True
+    assert (
+        flip.train_config.model_copy(update={"augment": specs["transeprelap"].train_config.augment})
+        == specs["transeprelap"].train_config
+    )
+    assert (
+        model_params("transeprelap_flip_lr", {"train": train.model_dump()})["train"]["augment"][
+            "flip_lr"
+        ]
+        is True
+    )
     assert specs["cox_clinical"].family == "cox_clinical"
     assert specs["resnet_image"].tune_with is None
 

@@ -14,55 +14,37 @@ import time as _time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import optuna
 import pandas as pd
-import sqlalchemy
 
-from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.evaluation.concordance import harrell_c
 from tle_kedro.features.clinical import fit_transform_fold
 from tle_kedro.models.classical import FittedClassicalModel, SurvivalPrediction, combine
 from tle_kedro.training.classical import fit_family
 from tle_kedro.training.config import ClassicalConfig, TuningConfig
+from tle_kedro.training.cv_data import (
+    CVData,
+    Split,
+    check_folds,
+    check_specs,
+    fold_splits,
+    neural_fit_inputs,
+)
 from tle_kedro.training.data import make_survival_arrays, outcome_arrays, rows_for
-from tle_kedro.training.fit import FitInputs, FittedNeuralModel, fit_neural_model
+from tle_kedro.training.fit import FittedNeuralModel, fit_neural_model
+from tle_kedro.training.fold_tuning import check_storage_reachable, tune_fold_task
 from tle_kedro.training.parallel import ExecutorConfig, open_executor
 from tle_kedro.training.specs import ModelSpec
 from tle_kedro.training.tuning import (
     TuningResult,
     apply_params,
-    fold_study_name,
-    tune_hyperparameters,
 )
 
 logger = logging.getLogger(__name__)
 
 OOF_COLUMNS = ["participant_id", "model", "repeat", "fold", "risk", "surv_12", "surv_24"]
-
-
-@dataclass(frozen=True)
-class CVData:
-    """Inputs shared by every fold: tables, tensors and UNFITTED preprocessing objects.
-
-    Attributes:
-        clinical: ``clinical_validated`` (``participant_id``, contract columns).
-        folds: ``cv_folds`` (``participant_id, repeat, fold``).
-        image_tensors: needed by neural models.
-        imaging_features: ``participant_id`` + float features; needed by ``*_imaging``.
-        recipe: unfitted clinical ``ColumnTransformer``; needed by classical models.
-        tokenizer: unfitted ``ClinicalTokenizer``; needed by neural models.
-    """
-
-    clinical: pd.DataFrame
-    folds: pd.DataFrame
-    image_tensors: ImageTensors | None = None
-    imaging_features: pd.DataFrame | None = None
-    recipe: Any = None
-    tokenizer: Any = None
 
 
 @dataclass(frozen=True)
@@ -85,60 +67,6 @@ class CVResult:
     fold_metrics: pd.DataFrame
     models: dict[tuple[str, int, int], Any] = field(default_factory=dict)
     tuned_params: dict[tuple[str, int, int], dict[str, Any]] = field(default_factory=dict)
-
-
-def check_folds(folds: pd.DataFrame, clinical: pd.DataFrame) -> None:
-    """Raise ValueError unless every repeat assigns every clinical patient to exactly one fold."""
-    missing = {"participant_id", "repeat", "fold"} - set(folds.columns)
-    if missing:
-        raise ValueError(f"cv_folds lacks columns {sorted(missing)}")
-    if folds.duplicated(["participant_id", "repeat"]).any():
-        raise ValueError("cv_folds: a patient appears twice in one repeat")
-    patients = set(clinical["participant_id"])
-    for repeat, part in folds.groupby("repeat"):
-        ids = set(part["participant_id"])
-        if ids != patients:
-            raise ValueError(
-                f"cv_folds repeat {repeat}: {len(ids - patients)} ids not in the clinical table "
-                f"(e.g. {sorted(ids - patients)[:5]}), {len(patients - ids)} clinical patients "
-                f"without a fold (e.g. {sorted(patients - ids)[:5]}); recompute the folds from "
-                "clinical_validated"
-            )
-
-
-def check_specs(specs: Sequence[ModelSpec], data: CVData) -> None:
-    """Raise ValueError unless every spec is unique and ``data`` holds what it needs."""
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise ValueError(f"model names must be unique, got {names}")
-    for s in specs:
-        needs = {
-            "cox_clinical": ["recipe"],
-            "cox_region_measures": ["recipe", "imaging_features"],
-            "rsf_region_measures": ["recipe", "imaging_features"],
-            "neural": ["image_tensors", "tokenizer"],
-        }[s.family]
-        absent = [n for n in needs if getattr(data, n) is None]
-        if absent:
-            raise ValueError(f"model {s.name!r} ({s.family}) needs CVData fields {absent}")
-        if s.family == "neural" and (s.kind is None or s.train_config is None):
-            raise ValueError(f"neural model {s.name!r} needs kind and train_config")
-        if s.tune_with is not None and s.tune_with not in names:
-            raise ValueError(f"model {s.name!r}: tune_with={s.tune_with!r} is not a model name")
-
-
-def neural_fit_inputs(spec: ModelSpec, data: CVData, train_ids: Sequence[str]) -> FitInputs:
-    """The neural ``spec`` fitted on ``train_ids`` of ``data`` (its configured values)."""
-    assert data.image_tensors is not None and spec.train_config is not None
-    return FitInputs(
-        spec.kind or "",
-        spec.model_config,
-        spec.train_config,
-        train_ids,
-        data.image_tensors,
-        data.clinical,
-        data.tokenizer,
-    )
 
 
 def _imaging_matrix(features: pd.DataFrame, ids: Sequence[str]) -> pd.DataFrame:
@@ -164,49 +92,6 @@ def fit_classical(
         x_test = combine(x_test, _imaging_matrix(data.imaging_features, test_ids))
     model = fit_family(spec.family, spec.name, x_train, time, event, config)
     return model, model.predict(x_test)
-
-
-Split = tuple[int, int, list[str], list[str]]  # repeat, fold, train ids, test ids
-
-
-def _tune_task(data: CVData, lead: ModelSpec, split: Split, tuning: TuningConfig) -> TuningResult:
-    """The outer fold's Optuna study (in a worker); trials are logged by the caller."""
-    repeat, fold, train_ids, _ = split
-    _create_optuna_schema(tuning.storage)
-    return tune_hyperparameters(
-        neural_fit_inputs(lead, data, train_ids),
-        tuning,
-        study_name=fold_study_name(tuning.study_name, repeat, fold),
-        log_to_mlflow=False,
-    )
-
-
-def _create_optuna_schema(url: str | None, attempts: int = 3) -> None:
-    """Create Optuna's tables in the storage ``url`` if it is new, beside concurrent creators.
-
-    Two workers whose first studies start together on a fresh database both create the
-    tables and stamp the schema version; the later one failed with ``IntegrityError: UNIQUE
-    constraint failed: alembic_version.version_num`` (2-worker cluster, SQLite, in the
-    test suite). Once the first one has committed the schema is complete: open it again.
-    None (studies in memory): nothing to create.
-    """
-    if url is None:
-        return
-    if url.startswith("sqlite:///") and ":memory:" not in url:
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(attempts):
-        try:
-            optuna.storages.RDBStorage(url)
-            return
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as exc:
-            if attempt == attempts - 1 or not _lost_schema_race(exc):
-                raise
-            _time.sleep(0.5 * (attempt + 1))
-
-
-def _lost_schema_race(exc: Exception) -> bool:
-    text = str(exc)
-    return "alembic_version" in text or "already exists" in text or "database is locked" in text
 
 
 def _fit_task(
@@ -253,16 +138,6 @@ def _fold_metrics(
     return metrics
 
 
-def _splits(folds: pd.DataFrame) -> list[Split]:
-    out: list[Split] = []
-    for (repeat, fold), test_part in folds.groupby(["repeat", "fold"], sort=True):
-        in_repeat = folds[folds["repeat"] == repeat]
-        test_ids = sorted(test_part["participant_id"])
-        train_ids = sorted(set(in_repeat["participant_id"]) - set(test_ids))
-        out.append((int(repeat), int(fold), train_ids, test_ids))
-    return out
-
-
 def run_cross_validation(
     specs: Sequence[ModelSpec],
     data: CVData,
@@ -294,9 +169,9 @@ def run_cross_validation(
     check_specs(specs, data)
     classical = classical or ClassicalConfig.model_validate({})
     tune = tuning if tuning is not None and tuning.enabled else None
-    _check_storage_reachable(tune, executor)
+    check_storage_reachable(tune, executor)
     leads = {s.tune_with for s in specs if s.family == "neural" and s.tune_with} if tune else set()
-    splits = _splits(data.folds)
+    splits = fold_splits(data.folds)
     done: dict[tuple[int, int], tuple[Any, ...]] = {}  # (split, spec) → fit outcome
     metrics: dict[tuple[int, int], dict[str, float]] = {}  # (split, spec) → test metrics
     tuned: dict[tuple[int, int], dict[str, Any]] = {}
@@ -316,7 +191,7 @@ def run_cross_validation(
             for lead in sorted(leads):
                 assert tune is not None, "leads exist only when tuning is on"
                 spec = next(s for s in specs if s.name == lead)
-                pending[pool.submit(_tune_task, shared, spec, split, tune)] = ("tune", i, lead)
+                pending[pool.submit(tune_fold_task, shared, spec, split, tune)] = ("tune", i, lead)
             submit_fits(i, None, dict((fold_params or {}).get(split[:2], {})))
         while pending:
             finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
@@ -335,27 +210,6 @@ def run_cross_validation(
                     specs[key], splits[i], done[(i, key)], tuned[(i, key)], data, on_fold_end
                 )
     return _collect(specs, splits, done, metrics, tuned, keep_models)
-
-
-def _check_storage_reachable(tuning: TuningConfig | None, executor: ExecutorConfig | None) -> None:
-    """Raise ValueError if the studies would run on another machine with a relative SQLite file.
-
-    The studies run on the workers; a relative path is resolved in each remote worker's
-    working directory, so their trials would land in files the run never reads.
-    """
-    if tuning is None or executor is None or executor.scheduler_address is None:
-        return
-    storage = tuning.storage
-    if (
-        storage is not None
-        and storage.startswith("sqlite:///")
-        and not storage.removeprefix("sqlite:///").startswith("/")
-    ):
-        raise ValueError(
-            f"modeling.tuning.storage {storage!r} is relative to each Dask worker's working "
-            f"directory, but the studies run on {executor.scheduler_address}: use a database "
-            "server (docs/scaling_out.md, section 2) or an absolute path on a shared file system"
-        )
 
 
 @dataclass

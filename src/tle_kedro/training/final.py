@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from tle_kedro.training.config import TuningConfig
-from tle_kedro.training.cv import CVData, check_specs, neural_fit_inputs
+from tle_kedro.training.cv_data import CVData, check_specs, neural_fit_inputs
 from tle_kedro.training.fit import fit_neural_model
 from tle_kedro.training.fitted import FittedNeuralModel
 from tle_kedro.training.specs import ModelSpec

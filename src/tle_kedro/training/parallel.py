@@ -142,6 +142,45 @@ def local_cluster(n_workers: int) -> Any:
         )
 
 
+class RunClusters:
+    """Local clusters kept open for a whole ``kedro run`` (``hooks.ShareLocalCluster``).
+
+    Each model's cross-validation is its own Kedro node; a ``LocalCluster`` started per node
+    cost ~10 s each time (scheduler, two worker processes importing torch, then shutdown),
+    about 50 s of the default run's five neural nodes. Between a run's ``keep()`` and
+    ``close()`` the first node starts the cluster and the others connect to it; outside a
+    run (tests, notebooks, the confirmation harness calling functions) ``open_executor``
+    starts and closes its own. Fits seed themselves, so a reused worker gives the same result.
+    """
+
+    def __init__(self) -> None:
+        self.keeping = False
+        self.clusters: dict[int, Any] = {}
+
+    def keep(self) -> None:
+        self.keeping = True
+
+    def acquire(self, n_workers: int) -> tuple[Any, bool]:
+        """A cluster of ``n_workers`` and whether the caller owns (must close) it."""
+        if not self.keeping:
+            return local_cluster(n_workers), True
+        cluster = self.clusters.get(n_workers)
+        if cluster is None or cluster.status.name != "running":
+            cluster = self.clusters[n_workers] = local_cluster(n_workers)
+        else:
+            logger.info("reusing this run's local Dask cluster of %d workers", n_workers)
+        return cluster, False
+
+    def close(self) -> None:
+        self.keeping = False
+        clusters, self.clusters = list(self.clusters.values()), {}
+        for cluster in clusters:
+            cluster.close()
+
+
+RUN_CLUSTERS = RunClusters()
+
+
 @contextmanager
 def open_executor(config: ExecutorConfig | None, shared: T) -> Iterator[tuple[Executor, T]]:
     """An executor for the fits, and the handle of ``shared`` to pass to every task.
@@ -150,8 +189,9 @@ def open_executor(config: ExecutorConfig | None, shared: T) -> Iterator[tuple[Ex
     an argument and receive the object itself. ``config`` None, or one worker and no
     scheduler address: inline. Otherwise a ``dask.distributed.Client`` to
     ``scheduler_address``, or to a ``LocalCluster`` started here (processes, one thread
-    each, 127.0.0.1, no dashboard). On exit, also on an error, the client closes, so the
-    scheduler drops what is left of this run, and a cluster started here is shut down.
+    each, 127.0.0.1, no dashboard), or to the ``kedro run``'s cluster when one is kept
+    (:class:`RunClusters`). On exit, also on an error, the client closes, so the scheduler
+    drops what is left of this call, and a cluster started only for it is shut down.
     """
     # resolve_executor gives the device's count; a bare "auto" here counts CPU cores
     n_workers = 1 if config is None else resolve_workers(config.workers, "cpu")
@@ -161,9 +201,9 @@ def open_executor(config: ExecutorConfig | None, shared: T) -> Iterator[tuple[Ex
         return
     from distributed import Client  # imported only when fits leave the process
 
-    cluster = None
+    cluster, owned = None, False
     if config.scheduler_address is None:
-        cluster = local_cluster(n_workers)
+        cluster, owned = RUN_CLUSTERS.acquire(n_workers)
         where = f"a local Dask cluster of {n_workers} worker processes"
     else:
         where = f"the Dask scheduler at {config.scheduler_address}"
@@ -175,5 +215,5 @@ def open_executor(config: ExecutorConfig | None, shared: T) -> Iterator[tuple[Ex
             logger.info("cross-validation fits run on %s", where)
             yield client.get_executor(pure=False), handle
     finally:
-        if cluster is not None:
+        if owned:
             cluster.close()
