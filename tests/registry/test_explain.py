@@ -125,6 +125,28 @@ def test_patient_figure_has_curve_contributions_and_four_slices(fitted_and_array
     assert any(t.get_text() == "PET missing" for ax in fig.axes for t in ax.texts)
 
 
+def test_without_an_explanation_the_report_shows_the_prediction_and_says_how_to_ask(
+    fitted_and_arrays,
+) -> None:  # type: ignore[no-untyped-def]
+    _, arrays = fitted_and_arrays
+    times = np.linspace(0, 36, 50)
+    fig = patient_figure(
+        "sub-001", None, arrays.images[1].numpy(), np.eye(4), times, np.exp(-times / 30),
+        {"risk_group": "low", "p_recurrence_12": 0.3, "p_recurrence_24": 0.5,
+         "modalities_used": "T1+clinical"},
+    )  # fmt: skip
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    titles = " ".join(ax.get_title() for ax in fig.axes)
+    assert "risk group: low" in titles and "T1 axial" in titles
+    assert "attention" not in titles and "contribution" not in titles.lower()
+    assert any("inference.explain=true" in t for t in texts)
+    assert fig._suptitle.get_text() == "sub-001: predicted recurrence risk"
+    # the slices show the images alone: one image layer per slice, no attribution overlay
+    slices = [ax for ax in fig.axes if "axial" in ax.get_title() or "coronal" in ax.get_title()]
+    assert slices and all(len(ax.images) == 2 for ax in slices)
+    assert all(ax.images[1].get_array().mask.all() for ax in slices)
+
+
 def test_the_12_and_24_month_labels_do_not_overlap_when_the_risks_are_equal(
     fitted_and_arrays,
 ) -> None:  # type: ignore[no-untyped-def]

@@ -283,9 +283,16 @@ def _overlay(ax, image: np.ndarray, attr: np.ndarray, vmax: float, title: str, a
     return handle
 
 
+NOT_EXPLAINED = (
+    "Explanations not computed (inference.explain: false).\n"
+    "Rerun with --params=inference.explain=true for the input contributions,\n"
+    "the attention tokens and the attribution maps (a few seconds per patient)."
+)
+
+
 def patient_figure(
     participant_id: str,
-    explanation: Explanation,
+    explanation: Explanation | None,
     volume: np.ndarray,
     affine: np.ndarray,
     times: np.ndarray,
@@ -302,18 +309,24 @@ def patient_figure(
         summary: ``risk_group``, ``p_recurrence_12``, ``p_recurrence_24``, ``modalities_used``.
         voxel_maps: False for a model without voxel attributions (the slices show the
             images only, and the title says why).
+        explanation: None when explanations were not asked for (``inference.explain``): the
+            report shows the prediction and the images, and says how to get the explanation.
     """
     fig = Figure(figsize=(13, 7), constrained_layout=True)
     grid = fig.add_gridspec(2, 4)
     _survival_panel(fig.add_subplot(grid[0, :2]), times, survival, summary)
-    if explanation.rollout is None:
+    if explanation is None:
+        ax = fig.add_subplot(grid[0, 2:])
+        ax.text(0.5, 0.5, NOT_EXPLAINED, ha="center", va="center", fontsize=9, wrap=True)
+        ax.set_axis_off()
+    elif explanation.rollout is None:
         _contribution_panel(fig.add_subplot(grid[0, 2:]), explanation)
     else:
         _contribution_panel(fig.add_subplot(grid[0, 2]), explanation)
         _rollout_panel(fig.add_subplot(grid[0, 3]), explanation.rollout)
     z, y = temporal_slices(affine, volume.shape[1:])
     dx, dy, dz = np.linalg.norm(np.asarray(affine)[:3, :3], axis=0)  # voxel sizes (mm)
-    attr = explanation.attributions
+    attr = np.zeros_like(volume) if explanation is None else explanation.attributions
     vmax = float(np.percentile(np.abs(attr), 99.5)) or 1.0
     handle = None
     for m, name in enumerate(("T1", "PET")):
@@ -330,7 +343,9 @@ def patient_figure(
                 continue
             handle = _overlay(ax, img, a, vmax, f"{name} {plane}", aspect)
     title = f"{participant_id}: predicted recurrence risk and its explanation"
-    if not voxel_maps:
+    if explanation is None:
+        title = f"{participant_id}: predicted recurrence risk"
+    elif not voxel_maps:
         title += " (no voxel map: this model reads atlas region measures)"
     elif handle is not None:
         fig.colorbar(handle, ax=fig.axes[2:], shrink=0.6, label="attribution (→ higher risk)")

@@ -23,7 +23,7 @@ class InferenceParams(BaseModel):
     """``inference:`` in parameters_inference.yml."""
 
     model_config = ConfigDict(extra="forbid")
-    explain: bool = True
+    explain: bool = False
     method: Literal["integrated_gradients", "occlusion"] = "integrated_gradients"
     n_steps: int = Field(16, ge=2, le=256)
     occlusion_window: int = Field(6, ge=1)
@@ -62,24 +62,30 @@ def explain_patients(
     inference_state: tuple[TLESurvivalModel, PreparedCohort, pd.DataFrame],
     params: dict[str, Any],
 ) -> dict[str, Figure]:
-    """One report figure per predicted patient (``<participant_id>.png``)."""
+    """One report figure per predicted patient (``<participant_id>.png``): the survival curve
+    and the images, with the explanation (contributions, attention, attribution maps) only when
+    ``inference.explain`` asks for it (seconds per patient, so off by default)."""
     p = InferenceParams(**params)
     model, prepared, predictions = inference_state
-    if not p.explain or predictions.empty:
+    if predictions.empty:
         return {}
     arrays = model.arrays(prepared)
     times = np.linspace(0.0, p.horizon_months, 200)
     curves = model.survival_curves(arrays, times, predictions["risk"].to_numpy(float))  # (N, T)
     figures: dict[str, Figure] = {}
     for i, row in enumerate(predictions.to_dict("records")):
-        explanation = explain_patient(
-            model.fitted,
-            arrays,
-            i,
-            p.method,
-            p.n_steps,
-            p.occlusion_window,
-            p.occlusion_stride,
+        explanation = (
+            explain_patient(
+                model.fitted,
+                arrays,
+                i,
+                p.method,
+                p.n_steps,
+                p.occlusion_window,
+                p.occlusion_stride,
+            )
+            if p.explain
+            else None
         )
         figures[f"{row['participant_id']}.png"] = patient_figure(
             row["participant_id"],
