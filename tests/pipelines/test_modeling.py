@@ -15,6 +15,7 @@ from tle_kedro.config_loader import LOADER_ARGS, ProjectConfigLoader
 from tle_kedro.pipelines.modeling import create_pipeline
 from tle_kedro.training.specs import DEFAULT_MODELS, ON_REQUEST
 
+OPTIONS = {"transeprelap_clinical_after", "transeprelap_flip_lr"}
 ABLATIONS_ENV = ["cox_clinical", "transeprelap", *ON_REQUEST]
 
 
@@ -71,6 +72,8 @@ def test_without_transeprelap_the_ablations_are_not_tuned() -> None:
     [
         ("base", None, set(DEFAULT_MODELS)),
         ("ablations", None, {*DEFAULT_MODELS, *ON_REQUEST}),
+        # issue 15's options beside the default TransEpRelap (make confirm ENV=options)
+        ("options", None, {*DEFAULT_MODELS, *OPTIONS}),
         ("smoke", {"modeling": {"models": ["cox_clinical"]}}, {"cox_clinical"}),
     ],
 )

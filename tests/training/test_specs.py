@@ -138,7 +138,7 @@ def test_bad_parameters_name_the_key(patch: dict, message: str) -> None:
         parse_modeling_params(raw, GRID)
 
 
-@pytest.mark.parametrize("env", ["paper", "tuning", "smoke", "ablations"])
+@pytest.mark.parametrize("env", ["paper", "tuning", "smoke", "ablations", "options"])
 def test_every_environment_merges_into_valid_parameters(env: str) -> None:
     from kedro.config import OmegaConfigLoader
 
