@@ -128,6 +128,10 @@ class Cohort:
         return self.root / "08_reporting" / "comparison_table.csv"
 
     @property
+    def c_by_modality(self) -> Path:
+        return self.root / "08_reporting" / "c_by_modality.csv"
+
+    @property
     def timings(self) -> Path:
         return self.root / "timings.csv"
 
