@@ -15,7 +15,9 @@ T1; hypometabolism lowers FDG uptake in an irregular field of blobs.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -78,7 +80,12 @@ class SubjectSpec:
     def from_row(cls, row: pd.Series, seed: tuple[int, int]) -> SubjectSpec:
         """Build from a merged latent + acquisition row (see :func:`sample_acquisition`)."""
         vec = {k: tuple(float(row[f"{k}_{a}"]) for a in _XYZ) for k in _VECTOR_FIELDS}
-        cast = {"str": str, "int": int, "float": float, "bool": lambda v: bool(int(v))}
+        cast: dict[str, Callable[[Any], object]] = {  # plain Python values, not numpy
+            "str": str,
+            "int": int,
+            "float": float,
+            "bool": lambda v: bool(int(v)),
+        }
         scalars = {k: cast[t](row[k]) for k, t in _SCALAR_FIELDS.items()}
         return cls(seed=seed, **vec, **scalars)  # type: ignore[arg-type]
 
