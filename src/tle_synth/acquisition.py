@@ -1,6 +1,7 @@
-"""Per-patient acquisition: scanner site, head pose, PET motion, storage variants.
+"""Per-patient acquisition: scanner site, head pose, PET motion, storage variants, missing scans.
 
-Drawn once per cohort (one row per patient, written to the ground truth); the images are
+Drawn once per cohort (one row per patient, written to the ground truth), with which scans
+each patient has (:func:`sample_missing_scans`); the images are
 rendered from these values by ``images.py``.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tle_synth.config import DemoCohortConfig
+from tle_synth.config import AcquisitionConfig, DemoCohortConfig
 
 XYZ = ("x", "y", "z")
 
@@ -47,3 +48,24 @@ def sample_acquisition(n: int, cfg: DemoCohortConfig, rng: np.random.Generator) 
     out["pet_scale_factor"] = median * np.exp(rng.normal(0, 1, n) * log_sd)
     out["t1_gain"] = np.exp(rng.normal(0.0, 0.1, n))
     return pd.DataFrame(out)
+
+
+def sample_missing_scans(
+    n: int, acquisition: AcquisitionConfig, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Which scans each of ``n`` patients has: ``has_t1``, ``has_pet`` (int 0/1, n rows).
+
+    One uniform ``u`` per patient, independent between patients: PET is missing when
+    ``u < fraction_missing_pet``, T1 when ``fraction_missing_pet <= u < fraction_missing_pet +
+    fraction_missing_t1``. Each fraction is then the expected share of patients without that
+    scan, and no patient misses both (the pipeline drops such a patient, which would shrink
+    the cohort instead). ``rng`` is the generator's own stream for this draw, so turning
+    missingness on changes nothing else in the cohort.
+    """
+    u = rng.random(n)
+    p_pet = acquisition.fraction_missing_pet
+    missing_pet = u < p_pet
+    missing_t1 = (u >= p_pet) & (u < p_pet + acquisition.fraction_missing_t1)
+    return pd.DataFrame(
+        {"has_t1": (~missing_t1).astype(int), "has_pet": (~missing_pet).astype(int)}
+    )

@@ -123,6 +123,11 @@ def cohort_summary(participants: pd.DataFrame, ground_truth: pd.DataFrame) -> di
         "median_surgery_months": float(numbers["age_at_surgery_months"].median()),
         "median_duration_months": float(numbers["epilepsy_duration_months"].median()),
         "missing_fraction": float(cells.isna().to_numpy().mean()),
+        **{
+            f"{modality}_missing_fraction": float(1 - ground_truth[f"has_{modality}"].mean())
+            for modality in ("pet", "t1")
+            if f"has_{modality}" in ground_truth
+        },
         "events_within_12_months": float(
             ((numbers["recurrence"] == 1) & (numbers["time_months"] <= 12)).sum()
             / max(int(numbers["recurrence"].sum()), 1)

@@ -155,6 +155,26 @@ class PoseConfig(_Strict):
     pet_translation_mm_max: float = Field(default=6.0, ge=0, le=MAX_TRANSLATION_MM)
 
 
+class AcquisitionConfig(_Strict):
+    """Which scans a patient has: each modality's share of patients whose scan was never
+    acquired (its file is absent). One uniform draw per patient makes the two exclusive:
+    no patient loses both, because such a patient leaves the analysis (DESIGN.md) and the
+    cohort would shrink instead of missing a modality."""
+
+    fraction_missing_pet: float = Field(default=0.0, ge=0, lt=1)
+    fraction_missing_t1: float = Field(default=0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _some_patient_keeps_both(self) -> AcquisitionConfig:
+        total = self.fraction_missing_pet + self.fraction_missing_t1
+        if total >= 1:
+            raise ValueError(
+                "fraction_missing_pet + fraction_missing_t1 must be < 1 (a patient misses at "
+                f"most one scan), got {self.fraction_missing_pet} + {self.fraction_missing_t1}"
+            )
+        return self
+
+
 class LesionConfig(_Strict):
     """How latent disease is drawn into the images (shapes and amplitudes)."""
 
@@ -288,6 +308,7 @@ class DemoCohortConfig(_Strict):
     shifted: bool = False  # true: the ``demo_cohort_shift`` overrides apply (confirmation)
     anatomy: AnatomyConfig = AnatomyConfig()  # frozen: sharing the default is safe
     pose: PoseConfig = PoseConfig()
+    acquisition: AcquisitionConfig = AcquisitionConfig()
     sites: tuple[SiteConfig, ...] = _DEFAULT_SITES
     lesions: LesionConfig = LesionConfig()
     latent: LatentConfig = LatentConfig()

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tle_synth.acquisition import sample_acquisition
+from tle_synth.acquisition import sample_acquisition, sample_missing_scans
 from tle_synth.clinical import (
     PARTICIPANT_COLUMNS,
     apply_missingness,
@@ -36,8 +36,10 @@ def draw_cohort(params: Mapping[str, Any] | DemoCohortConfig | None = None) -> S
     """
     cfg = parse_config(params)
     n = cfg.n_patients
-    rng_latent, rng_clinical, rng_outcome, rng_missing, rng_acq = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(5)
+    # spawn(6)'s first five children are spawn(5)'s: the scans' stream (the sixth) was added
+    # without changing any cohort drawn before it
+    rng_latent, rng_clinical, rng_outcome, rng_missing, rng_acq, rng_scans = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(6)
     )
     latent = sample_latent(n, cfg.latent, rng_latent)
     clinical = sample_clinical(n, latent["operative_side"].to_numpy(), cfg.clinical, rng_clinical)
@@ -49,6 +51,7 @@ def draw_cohort(params: Mapping[str, Any] | DemoCohortConfig | None = None) -> S
     )[list(PARTICIPANT_COLUMNS)]
     participants = apply_missingness(complete, cfg.clinical.missing_fraction, rng_missing)
     acquisition = sample_acquisition(n, cfg, rng_acq)
+    scans = sample_missing_scans(n, cfg.acquisition, rng_scans)
     ground_truth = pd.concat(
         [
             participants[["participant_id"]],
@@ -57,6 +60,7 @@ def draw_cohort(params: Mapping[str, Any] | DemoCohortConfig | None = None) -> S
             latent.drop(columns=["operative_side"]),
             outcome[["followup_months", "weibull_scale"]],
             acquisition,
+            scans,
         ],
         axis=1,
     )
@@ -66,10 +70,13 @@ def draw_cohort(params: Mapping[str, Any] | DemoCohortConfig | None = None) -> S
         for i, (_, row) in enumerate(ground_truth.iterrows())
     )
     logger.info(
-        "Synthetic cohort drawn: %d patients, %d recurrences (%.0f %%), seed %d%s",
+        "Synthetic cohort drawn: %d patients, %d recurrences (%.0f %%), %d without PET, "
+        "%d without T1, seed %d%s",
         n,
         int(outcome["recurrence"].sum()),
         100 * outcome["recurrence"].mean(),
+        int((scans["has_pet"] == 0).sum()),
+        int((scans["has_t1"] == 0).sum()),
         cfg.seed,
         ", shifted" if cfg.shifted else "",
     )

@@ -15,7 +15,9 @@ T1; hypometabolism lowers FDG uptake in an irregular field of blobs.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -71,12 +73,19 @@ class SubjectSpec:
     pet_frames: int
     pet_scale_factor: float
     t1_gain: float
+    has_t1: bool  # False: the T1 was never acquired (no file is written)
+    has_pet: bool
 
     @classmethod
     def from_row(cls, row: pd.Series, seed: tuple[int, int]) -> SubjectSpec:
         """Build from a merged latent + acquisition row (see :func:`sample_acquisition`)."""
         vec = {k: tuple(float(row[f"{k}_{a}"]) for a in _XYZ) for k in _VECTOR_FIELDS}
-        cast = {"str": str, "int": int, "float": float}  # plain Python values, not numpy
+        cast: dict[str, Callable[[Any], object]] = {  # plain Python values, not numpy
+            "str": str,
+            "int": int,
+            "float": float,
+            "bool": lambda v: bool(int(v)),
+        }
         scalars = {k: cast[t](row[k]) for k, t in _SCALAR_FIELDS.items()}
         return cls(seed=seed, **vec, **scalars)  # type: ignore[arg-type]
 
@@ -376,7 +385,26 @@ def render_pet(
 def render_subject(
     spec: SubjectSpec, cfg: DemoCohortConfig
 ) -> tuple[nib.Nifti1Image, nib.Nifti1Image]:
-    """(T1w, PET) images of one patient; deterministic given ``spec`` and ``cfg``."""
+    """(T1w, PET) images of one patient; deterministic given ``spec`` and ``cfg``.
+
+    Both are rendered even when ``spec`` says a scan was not acquired (what it would have
+    shown); :func:`render_acquired` renders only the acquired ones.
+    """
     space = load_template_space(cfg.anatomy.template_resolution_mm)
     site = cfg.site(spec.site)
     return render_t1(spec, space, site, cfg), render_pet(spec, space, site, cfg)
+
+
+def render_acquired(
+    spec: SubjectSpec, cfg: DemoCohortConfig
+) -> tuple[nib.Nifti1Image | None, nib.Nifti1Image | None]:
+    """(T1w, PET) of one patient, None for a scan not acquired (``has_t1``/``has_pet``).
+
+    Each modality has its own noise stream (``(seed, i, 2)`` and ``(seed, i, 3)``), so an
+    acquired scan is the same image whether or not the other one is rendered.
+    """
+    space = load_template_space(cfg.anatomy.template_resolution_mm)
+    site = cfg.site(spec.site)
+    t1 = render_t1(spec, space, site, cfg) if spec.has_t1 else None
+    pet = render_pet(spec, space, site, cfg) if spec.has_pet else None
+    return t1, pet

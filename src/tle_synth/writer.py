@@ -8,6 +8,9 @@ Folder written (the input contract of DESIGN.md)::
     sub-<id>/pet/sub-<id>_trc-FDG_pet.nii.gz
     derivatives/ground_truth.tsv              true log-hazard, latent factors, acquisition
 
+A scan the cohort did not acquire (``has_t1``/``has_pet`` = 0 in the ground truth,
+``acquisition.fraction_missing_*``) has no file: that is how a hospital's cohort shows it.
+
 Images are written first and ``participants.tsv`` last, so an interrupted write never looks
 like a complete cohort (the Kedro dataset's ``exists`` checks ``participants.tsv``).
 """
@@ -30,7 +33,7 @@ from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
 from tle_synth.config import DemoCohortConfig
-from tle_synth.images import SubjectSpec, render_subject
+from tle_synth.images import SubjectSpec, render_acquired, render_subject
 
 logger = logging.getLogger(__name__)
 
@@ -113,13 +116,18 @@ def _prepare_root(root: Path, participant_ids: set[str]) -> None:
 
 
 def _write_subject(spec: SubjectSpec, config: DemoCohortConfig, root: Path) -> None:
-    """Render one subject and save its two files (seeded by ``spec``: any process may)."""
-    t1, pet = render_subject(spec, config)
-    t1_path, pet_path = image_paths(root, spec.participant_id)
-    t1_path.parent.mkdir(parents=True, exist_ok=True)
-    pet_path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(t1, t1_path)
-    nib.save(pet, pet_path)
+    """Render one subject and save its acquired scans (seeded by ``spec``: any process may).
+
+    A scan not acquired has no file; one left by a previous cohort in this folder is removed.
+    """
+    for image, path in zip(
+        render_acquired(spec, config), image_paths(root, spec.participant_id), strict=True
+    ):
+        if image is None:
+            path.unlink(missing_ok=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nib.save(image, path)
 
 
 def _available_cores() -> int:

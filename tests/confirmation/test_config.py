@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,10 @@ from tle_kedro.confirmation.config import (
     plan_cohorts,
     runtime_params,
 )
+from tle_synth.config import parse_config
 
 BASE = Path(__file__).parents[2] / "conf/base/parameters_confirmation.yml"
+DEMO = Path(__file__).parents[2] / "conf/base/parameters_demo_cohort.yml"
 
 
 def _config(**changes) -> ConfirmationConfig:
@@ -62,6 +65,8 @@ def test_plan_puts_each_kind_under_its_own_folder_and_refuses_unlisted_seeds():
 
 
 SHIFT = {"anatomy": {"t1_voxel_mm": [1.0, 1.0, 1.2], "rotation_deg_max": 12.0}}
+# what the shipped `confirmation.missing` gives the generator
+MISSING = {"acquisition": {"fraction_missing_pet": 0.15, "fraction_missing_t1": 0.10}}
 
 
 def test_shift_is_merged_into_confirmation_cohorts_only():
@@ -69,7 +74,7 @@ def test_shift_is_merged_into_confirmation_cohorts_only():
     confirm = Cohort(1, "confirmation", Path("r"))
     design = Cohort(2, "design", Path("r"))
     override = demo_cohort_override(confirm, config, SHIFT, generator_has_switch=False)
-    assert override == {"seed": 1, "n_patients": config.n_patients, **SHIFT}
+    assert override == {"seed": 1, "n_patients": config.n_patients, **SHIFT, **MISSING}
     assert demo_cohort_override(design, config, SHIFT, False) == {
         "seed": 2,
         "n_patients": config.n_patients,
@@ -81,6 +86,7 @@ def test_shift_is_merged_into_confirmation_cohorts_only():
         "seed": 1,
         "n_patients": config.n_patients,
         "shifted": True,
+        **MISSING,
     }
 
 
@@ -99,12 +105,55 @@ def test_listed_design_cohorts_are_shifted_like_confirmation_cohorts():
 
 def test_a_missing_shift_leaves_the_confirmation_cohort_unshifted():
     override = demo_cohort_override(Cohort(1, "confirmation", Path("r")), _config(), None, False)
-    assert set(override) == {"seed", "n_patients"}
+    assert set(override) == {"seed", "n_patients", "acquisition"}
 
 
 def test_a_shift_that_sets_the_seed_is_refused():
     with pytest.raises(ValueError, match="must not set seed"):
         demo_cohort_override(Cohort(1, "confirmation", Path("r")), _config(), {"seed": 3}, False)
+
+
+def test_confirmation_cohorts_leave_out_scans_and_design_cohorts_only_when_asked():
+    config = _config()
+    confirm, design = Cohort(1, "confirmation", Path("r")), Cohort(2, "design", Path("r"))
+    assert (
+        demo_cohort_override(confirm, config, None, True)["acquisition"] == (MISSING["acquisition"])
+    )
+    assert "acquisition" not in demo_cohort_override(design, config, None, True)
+    asked = _config(design_missing={"pet": 0.2, "t1": 0.0})
+    assert demo_cohort_override(design, asked, SHIFT, True)["acquisition"] == {
+        "fraction_missing_pet": 0.2,
+        "fraction_missing_t1": 0.0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("missing", "fragment"),
+    [
+        ({"pet": 0.6, "t1": 0.5}, "pet + t1 must be < 1"),
+        ({"pet": 1.2, "t1": 0.0}, "missing.pet"),
+        ({"pet": 0.1}, "missing.t1"),
+        ({"pet": 0.1, "t1": 0.1, "mri": 0.1}, "missing.mri"),
+    ],
+)
+def test_bad_missing_fractions_are_refused_by_name(missing, fragment):
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        _config(missing=missing)
+
+
+def test_the_missing_fractions_reach_the_generator_and_pass_its_validation():
+    config = _config()
+    override = demo_cohort_override(Cohort(1, "confirmation", Path("r")), config, None, True)
+    generator = parse_config(deep_merge(yaml.safe_load(DEMO.read_text())["demo_cohort"], override))
+    assert generator.acquisition.fraction_missing_pet == config.missing.pet == 0.15
+    assert generator.acquisition.fraction_missing_t1 == config.missing.t1 == 0.10
+
+
+def test_a_shift_that_sets_missing_scans_is_refused():
+    with pytest.raises(ValueError, match="acquisition"):
+        demo_cohort_override(
+            Cohort(1, "confirmation", Path("r")), _config(), {"acquisition": {}}, True
+        )
 
 
 def test_deep_merge_replaces_lists_whole_and_leaves_inputs_alone():

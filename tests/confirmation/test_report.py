@@ -9,7 +9,9 @@ import pytest
 from tle_kedro.confirmation.config import Cohort
 from tle_kedro.confirmation.report import (
     CONFIRMATION_COLUMNS,
+    by_modality_markdown,
     collect,
+    collect_by_modality,
     summarise,
     to_report_markdown,
     verdict,
@@ -117,3 +119,64 @@ def test_write_report_writes_every_file_for_the_configured_cohorts(tmp_path):
         assert (out / name).stat().st_size > 100
     assert (out / "confirmation_forest.png").stat().st_size > 10_000
     assert len(pd.read_csv(out / "confirmation_timings.csv")) == 3
+
+
+def by_modality(c_pet_missing: float, note: str = "") -> pd.DataFrame:
+    """A c_by_modality.csv of the evaluation pipeline (one model; T1 subgroup empty)."""
+    return pd.DataFrame(
+        {
+            "model": ["transeprelap"] * 3,
+            "subgroup": ["both images", "PET missing", "T1 missing"],
+            "n_patients": [150, 20, 0],
+            "n_events": [50, 7, 0],
+            "harrell_c": [0.75, c_pet_missing, np.nan],
+            "harrell_c_lo": [0.70, c_pet_missing - 0.1, np.nan],
+            "harrell_c_hi": [0.80, c_pet_missing + 0.1, np.nan],
+            "n_boot_valid": [1000, 990, 0],
+            "note": ["", note, "no patient in this subgroup"],
+        }
+    )
+
+
+def write_by_modality(tmp_path: Path, cohort: Cohort, table: pd.DataFrame) -> None:
+    path = tmp_path / cohort.c_by_modality
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False)
+
+
+def test_by_modality_collects_every_cohort_with_the_median_over_cohorts(tmp_path):
+    cohorts = [Cohort(s, "confirmation", Path(f"c/{s}")) for s in (1, 2, 3)]
+    for cohort, c in zip(cohorts, (0.60, 0.70, 0.62), strict=True):
+        write_by_modality(tmp_path, cohort, by_modality(c))
+    design = Cohort(9, "design", Path("d/9"))
+    write_by_modality(tmp_path, design, by_modality(0.9))
+    not_run = Cohort(4, "confirmation", Path("c/4"))
+    table = collect_by_modality([*cohorts, design, not_run], tmp_path)
+    assert len(table) == 4 * 3
+    rows = table.set_index(["cohort_kind", "cohort_seed", "subgroup"])
+    pet = rows.loc[("confirmation", 2, "PET missing")]
+    assert (pet["harrell_c"], pet["lower"], pet["upper"]) == pytest.approx((0.70, 0.60, 0.80))
+    assert pet["median_c"] == pytest.approx(0.62)  # over the three confirmation cohorts only
+    assert rows.loc[("design", 9, "PET missing"), "median_c"] == pytest.approx(0.9)
+    empty = rows.loc[("confirmation", 1, "T1 missing")]
+    assert np.isnan(empty["median_c"]) and empty["note"] == "no patient in this subgroup"
+    md = by_modality_markdown(table)
+    assert "## confirmation cohorts" in md and "## design cohorts" in md
+    assert "0.700 [0.600, 0.800] (n 20, 7 ev.)" in md
+    assert "| cohort 1 | cohort 2 | cohort 3 |" in md
+
+
+def test_write_report_writes_the_by_modality_files_when_cohorts_have_them(tmp_path):
+    from tests.confirmation.test_config import _config
+    from tle_kedro.confirmation.__main__ import write_report
+    from tle_kedro.confirmation.config import plan_cohorts
+
+    config = _config(output_root="out", report_dir="out/reports")
+    for cohort in plan_cohorts(config, "confirmation"):
+        write(tmp_path, cohort, comparison((0.7, 0.6, 0.65)))
+        write_by_modality(tmp_path, cohort, by_modality(0.6))
+    write_report(config, tmp_path)
+    out = tmp_path / "out/reports"
+    written = pd.read_csv(out / "confirmation_by_modality.csv")
+    assert len(written) == 3 * 3 and "participant_id" not in written.columns
+    assert (out / "confirmation_by_modality.md").read_text().startswith("# Harrell C by image")

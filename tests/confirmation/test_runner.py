@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.confirmation.test_config import _config
+from tests.confirmation.test_config import MISSING, _config
 from tle_kedro.confirmation import runner as runner_module
 from tle_kedro.confirmation.config import Cohort
 from tle_kedro.confirmation.runner import CohortRunner, KedroRunError, load_parameters
@@ -59,7 +59,7 @@ def test_a_cohort_is_generated_then_compared_with_its_own_root(tmp_path, fake):
     params = fake.runs[1]["params"]
     assert params["data_root"] == "data/confirmation/5"
     assert params["mlflow_experiment"] == "tle_kedro_confirmation"
-    assert params["demo_cohort"] == {"seed": 5, "n_patients": 180, **SHIFT}
+    assert params["demo_cohort"] == {"seed": 5, "n_patients": 180, **SHIFT, **MISSING}
     assert fake.runs[0]["env"] == "smoke"
     assert [(t.step, t.skipped) for t in timings] == [("generate", False), ("compare", False)]
     recorded = (tmp_path / cohort.timings).read_text().splitlines()
@@ -101,7 +101,7 @@ def test_no_shift_in_the_parameters_is_said_and_the_cohort_is_unshifted(tmp_path
     with caplog.at_level(logging.WARNING):
         runner.run([Cohort(5, "confirmation", Path("c/5"))])
     assert "WITHOUT a shift" in caplog.text
-    assert fake.runs[2]["params"]["demo_cohort"] == {"seed": 5, "n_patients": 180}
+    assert fake.runs[2]["params"]["demo_cohort"] == {"seed": 5, "n_patients": 180, **MISSING}
 
 
 def test_a_generator_with_a_shifted_switch_gets_it_set(tmp_path, fake):

@@ -27,6 +27,8 @@ MODELING_CONFIG = {"model": {"d_model": 32}, "train": {"lr": 0.003}, "classical"
 
 def _run(ground_truth: pd.DataFrame) -> dict:
     clinical, truth = make_cohort(120, seed=3)
+    # data_processing's availability columns: the first 20 patients without PET
+    clinical = clinical.assign(has_t1=True, has_pet=np.arange(len(clinical)) >= 20)
     oof = make_oof(truth)
     catalog = DataCatalog(
         {
@@ -67,6 +69,11 @@ def test_pipeline_writes_tables_plots_and_metrics_with_oracle() -> None:
     assert metrics["transeprelap.harrell_c"]["value"] == pytest.approx(table.loc[0, "harrell_c"])
     baseline = out["clinical_baseline_table"]
     assert {"variable", "p_value"} <= set(baseline.columns)
+    by_modality = out["c_by_modality"].set_index(["model", "subgroup"])
+    assert by_modality.loc[("transeprelap", "PET missing"), "n_patients"] == 20
+    assert by_modality.loc[("transeprelap", "both images"), "n_patients"] == 100
+    assert by_modality.loc[("transeprelap", "T1 missing"), "note"] == "no patient in this subgroup"
+    assert out["c_by_modality_md"].startswith("| model | subgroup")
 
 
 def test_pipeline_opens_one_mlflow_run_per_model_with_its_row(tmp_path) -> None:

@@ -11,7 +11,9 @@ import pandas as pd
 
 from tle_kedro.confirmation.config import ConfirmationConfig, plan_cohorts
 from tle_kedro.confirmation.report import (
+    by_modality_markdown,
     collect,
+    collect_by_modality,
     collect_timings,
     summarise,
     to_report_markdown,
@@ -65,6 +67,11 @@ def write_report(config: ConfirmationConfig, project_dir: Path) -> pd.DataFrame:
     fig = confirmation_forest_plot(table, highlight=config.reference_model)
     fig.savefig(out / "confirmation_forest.png", dpi=120)
     logger.info("wrote %s/confirmation{.csv,_summary.csv,_summary.md,_forest.png}", out)
+    by_modality = collect_by_modality(cohorts, project_dir)
+    if len(by_modality):
+        by_modality.to_csv(out / "confirmation_by_modality.csv", index=False)
+        (out / "confirmation_by_modality.md").write_text(by_modality_markdown(by_modality))
+        logger.info("wrote %s/confirmation_by_modality{.csv,.md}", out)
     return table
 
 

@@ -15,6 +15,28 @@ Kind = Literal["design", "confirmation"]
 FORBIDDEN_PIPELINES = frozenset({"final_model", "inference", "__default__"})
 
 
+class MissingScans(BaseModel):
+    """Share of a cohort's patients without PET and without T1 (``confirmation.missing``);
+    the generator's ``acquisition.fraction_missing_pet`` / ``_t1``, which validates them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    pet: float = Field(ge=0, lt=1)
+    t1: float = Field(ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _somebody_keeps_both(self) -> MissingScans:
+        if self.pet + self.t1 >= 1:
+            raise ValueError(
+                f"confirmation.missing: pet + t1 must be < 1 (no patient misses both scans), "
+                f"got {self.pet} + {self.t1}"
+            )
+        return self
+
+    def as_generator_params(self) -> dict[str, Any]:
+        """The ``demo_cohort.acquisition`` override."""
+        return {"acquisition": {"fraction_missing_pet": self.pet, "fraction_missing_t1": self.t1}}
+
+
 class ConfirmationConfig(BaseModel):
     """``confirmation:`` in parameters_confirmation.yml (no defaults here: the YAML is the
     one source)."""
@@ -26,6 +48,9 @@ class ConfirmationConfig(BaseModel):
     confirmation_seeds: tuple[int, ...] = Field(min_length=1)
     n_patients: int = Field(ge=8)
     shift: bool
+    # scans left out of confirmation cohorts; of design cohorts only when design_missing is set
+    missing: MissingScans
+    design_missing: MissingScans | None
     pipelines: tuple[str, ...] = Field(min_length=1)
     generator_pipeline: str
     output_root: str
@@ -69,6 +94,11 @@ class ConfirmationConfig(BaseModel):
             return False
         return cohort.kind == "confirmation" or cohort.seed in self.shifted_design_seeds
 
+    def missing_scans(self, cohort: Cohort) -> MissingScans | None:
+        """What ``cohort`` leaves out: ``missing`` for a confirmation cohort, ``design_missing``
+        (None = nothing) for a design cohort."""
+        return self.missing if cohort.kind == "confirmation" else self.design_missing
+
     def seeds(self, kind: Kind) -> tuple[int, ...]:
         return self.design_seeds if kind == "design" else self.confirmation_seeds
 
@@ -96,6 +126,10 @@ class Cohort:
     @property
     def comparison_table(self) -> Path:
         return self.root / "08_reporting" / "comparison_table.csv"
+
+    @property
+    def c_by_modality(self) -> Path:
+        return self.root / "08_reporting" / "c_by_modality.csv"
 
     @property
     def timings(self) -> Path:
@@ -135,8 +169,9 @@ def demo_cohort_override(
     shift: Mapping[str, Any] | None,
     generator_has_switch: bool,
 ) -> dict[str, Any]:
-    """The ``demo_cohort`` runtime parameters of ``cohort``: seed, size and, for a shifted
-    cohort (:meth:`ConfirmationConfig.is_shifted`), the shift.
+    """The ``demo_cohort`` runtime parameters of ``cohort``: seed, size, the scans it leaves
+    out (:meth:`ConfirmationConfig.missing_scans`) and, for a shifted cohort
+    (:meth:`ConfirmationConfig.is_shifted`), the shift.
 
     Args:
         shift: ``demo_cohort_shift`` from the parameters (None or empty = not provided).
@@ -144,15 +179,19 @@ def demo_cohort_override(
             only sets that switch and the generator applies ``demo_cohort_shift`` itself
             (once). A generator without the switch gets the shift merged in here.
     Raises:
-        ValueError: the shift sets ``seed`` or ``n_patients`` (the runner chooses those).
+        ValueError: the shift sets ``seed``, ``n_patients`` or ``acquisition`` (the runner
+            chooses those: the generator would apply the shift over them).
     """
     override: dict[str, Any] = {"seed": cohort.seed, "n_patients": config.n_patients}
+    missing = config.missing_scans(cohort)
+    if missing is not None:
+        override |= missing.as_generator_params()
     if not config.is_shifted(cohort) or not shift:
         return override
-    if "seed" in shift or "n_patients" in shift:
+    if "seed" in shift or "n_patients" in shift or "acquisition" in shift:
         raise ValueError(
-            "demo_cohort_shift must not set seed or n_patients: the confirmation runner "
-            "chooses them (parameters_confirmation.yml)"
+            "demo_cohort_shift must not set seed, n_patients or acquisition (missing scans): "
+            "the confirmation runner chooses them (parameters_confirmation.yml)"
         )
     if generator_has_switch:
         return {**override, "shifted": True}

@@ -160,3 +160,87 @@ def to_report_markdown(
     columns = [*CONFIRMATION_COLUMNS, "delta_lo", "delta_hi", "delta_nb_lo", "delta_nb_hi"]
     parts += ["## Every cohort\n", to_markdown(table[columns])]
     return "\n".join(parts)
+
+
+BY_MODALITY_COLUMNS = (
+    "cohort_seed",
+    "cohort_kind",
+    "model",
+    "subgroup",
+    "n_patients",
+    "n_events",
+    "harrell_c",
+    "lower",
+    "upper",
+    "note",
+    "median_c",
+)
+
+
+def collect_by_modality(cohorts: Iterable[Cohort], base: Path = Path()) -> pd.DataFrame:
+    """Every cohort's ``c_by_modality`` (Harrell C per model × subgroup of image
+    availability), one row per cohort × model × subgroup, and ``median_c``: the median C of
+    that model and subgroup over the cohorts of its kind that have one (NaN rows skipped)."""
+    frames = []
+    for cohort in cohorts:
+        path = base / cohort.c_by_modality
+        if not path.exists():
+            continue
+        table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+        frames.append(
+            pd.DataFrame(
+                {
+                    "cohort_seed": cohort.seed,
+                    "cohort_kind": cohort.kind,
+                    "model": table["model"],
+                    "subgroup": table["subgroup"],
+                    "n_patients": table["n_patients"],
+                    "n_events": table["n_events"],
+                    "harrell_c": table["harrell_c"],
+                    "lower": table["harrell_c_lo"],
+                    "upper": table["harrell_c_hi"],
+                    "note": table["note"].fillna(""),
+                }
+            )
+        )
+    if not frames:
+        return pd.DataFrame(columns=list(BY_MODALITY_COLUMNS))
+    out = pd.concat(frames, ignore_index=True)
+    keys = ["cohort_kind", "model", "subgroup"]
+    out["median_c"] = out.groupby(keys, sort=False)["harrell_c"].transform("median")
+    return out[list(BY_MODALITY_COLUMNS)]
+
+
+def by_modality_markdown(table: pd.DataFrame) -> str:
+    """``confirmation_by_modality.md``: per kind, one row per model × subgroup with the
+    median C over cohorts and each cohort's ``C [lower, upper]`` (n patients / events)."""
+    parts = [
+        "# Harrell C by image availability\n",
+        "Written by `make design` / `make confirm` (docs/confirmation.md); do not edit.\n",
+        "Each cohort's `c_by_modality` (docs/evaluation.md): out-of-fold Harrell C of every "
+        "model on the patients with both images, without PET and without T1, each subgroup "
+        "scored alone, 95 % patient-bootstrap interval within the subgroup. A cell – "
+        "has no C (its reason is in confirmation_by_modality.csv).\n",
+    ]
+
+    def cell(row: pd.Series) -> str:
+        size = f"(n {row['n_patients']}, {row['n_events']} ev.)"
+        if pd.isna(row["harrell_c"]):
+            return f"– {size}"
+        return f"{row['harrell_c']:.3f} [{row['lower']:.3f}, {row['upper']:.3f}] {size}"
+
+    for kind, part in table.groupby("cohort_kind", sort=False):
+        wide = part.assign(cell=part.apply(cell, axis=1)).pivot_table(
+            index=["model", "subgroup"], columns="cohort_seed", values="cell", aggfunc="first"
+        )
+        wide.columns = [f"cohort {seed}" for seed in wide.columns]
+        median = part.groupby(["model", "subgroup"])["median_c"].first()
+        summary = pd.concat([median, wide], axis=1).reset_index()
+        order = {m: i for i, m in enumerate(part["model"].unique())}
+        order_sub = {s: i for i, s in enumerate(part["subgroup"].unique())}
+        summary = summary.sort_values(
+            ["model", "subgroup"],
+            key=lambda s: s.map(order if s.name == "model" else order_sub),
+        )
+        parts += [f"## {kind} cohorts\n", to_markdown(summary.reset_index(drop=True))]
+    return "\n".join(parts)

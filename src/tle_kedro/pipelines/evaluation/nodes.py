@@ -16,6 +16,7 @@ from tle_kedro.evaluation import (
     model_metrics,
     to_markdown,
 )
+from tle_kedro.evaluation.by_modality import c_by_modality
 from tle_kedro.evaluation.decision_curve import model_decision_curve, threshold_grid
 from tle_kedro.evaluation.plots import (
     calibration_plot,
@@ -126,3 +127,20 @@ def report_decision_curve(
 def baseline_table(clinical_validated: pd.DataFrame) -> tuple[pd.DataFrame, Figure]:
     """Seizure-free vs recurrent patients (Table 3.3) and its figure (Figure 3.3)."""
     return clinical_baseline_table(clinical_validated), clinical_baseline_figure(clinical_validated)
+
+
+def report_c_by_modality(
+    oof_predictions: pd.DataFrame, clinical_validated: pd.DataFrame, params: dict[str, Any]
+) -> tuple[pd.DataFrame, str]:
+    """Harrell C per model on the patients with both images, without PET, without T1
+    (table and Markdown; no patient id), with the comparison's bootstrap settings."""
+    p = EvaluationParams(**params)
+    table = c_by_modality(
+        oof_predictions,
+        clinical_validated,
+        n_boot=p.n_boot,
+        seed=p.seed,
+        level=p.level,
+        reference_model=p.reference_model,
+    )
+    return table, to_markdown(table) + "\n"

@@ -59,6 +59,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="report_decision_curve",
             ),
             Node(
+                nodes.report_c_by_modality,
+                inputs=["oof_predictions", "clinical_validated", "params:evaluation"],
+                outputs=["c_by_modality", "c_by_modality_md"],
+                name="report_c_by_modality",
+            ),
+            Node(
                 nodes.baseline_table,
                 inputs="clinical_validated",
                 outputs=["clinical_baseline_table", "clinical_baseline_plot"],
