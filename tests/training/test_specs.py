@@ -32,6 +32,7 @@ def test_project_parameters_validate_and_list_every_model() -> None:
         "transeprelap_no_clinical",
         "transeprelap_clinical_after",
         "transeprelap_flip_lr",
+        "transeprelap_discrete",
     }
     # every model but the ablations on request (conf/ablations), in the table's order
     assert tuple(params.models) == tuple(m for m in ALL_MODELS if m not in ablations)
@@ -66,6 +67,11 @@ def test_ablations_switch_one_modality_off_and_share_transeprelaps_study() -> No
     after = specs["transeprelap_clinical_after"]
     assert after.model_config.clinical_fusion == "after" and after.tune_with == "transeprelap"
     assert specs["transeprelap"].model_config.clinical_fusion == "attention"
+    discrete = specs["transeprelap_discrete"]
+    assert discrete.kind == "transeprelap" and discrete.tune_with == "transeprelap"
+    base = specs["transeprelap"].model_config
+    assert discrete.model_config.head == "discrete" and base.head == "cox"
+    assert discrete.model_config.model_copy(update={"head": "cox"}) == base  # only the head
     flip = specs["transeprelap_flip_lr"]
     assert flip.kind == "transeprelap" and flip.tune_with == "transeprelap"
     assert (
@@ -165,10 +171,11 @@ def test_every_environment_merges_into_valid_parameters(env: str) -> None:
         assert default < names
         assert names - default == {
             "transeprelap_no_pet", "transeprelap_no_mri", "transeprelap_no_clinical",
-            "transeprelap_clinical_after", "transeprelap_flip_lr",
+            "transeprelap_clinical_after", "transeprelap_flip_lr", "transeprelap_discrete",
         }  # fmt: skip
         specs = build_specs(list(params.models), model, train)
         off = {s.name: s.model_config for s in specs if s.name in names - default}
         assert not off["transeprelap_no_pet"].use_pet and off["transeprelap_no_pet"].use_t1
         assert not off["transeprelap_no_mri"].use_t1 and off["transeprelap_no_mri"].use_pet
         assert not off["transeprelap_no_clinical"].use_clinical
+        assert off["transeprelap_discrete"].head == "discrete"

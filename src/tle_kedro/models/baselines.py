@@ -68,18 +68,19 @@ class PooledImageFeatures(nn.Module):
 
 
 class ResNetImageOnly(nn.Module):
-    """Both images → one ResNet-18 each → pooled features concatenated → Linear → log-risk."""
+    """Both images → one ResNet-18 each → pooled features concatenated → Linear → log-risk
+    (or K hazard logits)."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.features = PooledImageFeatures(config)
         self.head = nn.Sequential(
-            nn.Dropout(config.dropout), nn.Linear(self.features.out_features, 1)
+            nn.Dropout(config.dropout), nn.Linear(self.features.out_features, config.head_outputs)
         )
 
     def forward(self, batch: SurvivalBatch) -> Tensor:
-        """batch → (B,) log-risk."""
-        return self.head(self.features(batch)).squeeze(-1)
+        """batch → (B,) log-risk, or (B, K) hazard logits with ``head: discrete``."""
+        return _head_output(self.head(self.features(batch)))
 
 
 def clinical_vector(clin_num: Tensor, clin_cat: Tensor, cardinalities: Sequence[int]) -> Tensor:
@@ -108,7 +109,7 @@ def clinical_vector(clin_num: Tensor, clin_cat: Tensor, cardinalities: Sequence[
 
 
 class LateFusion(nn.Module):
-    """Pooled ResNet features ⊕ clinical vector → MLP → log-risk."""
+    """Pooled ResNet features ⊕ clinical vector → MLP → log-risk (or K hazard logits)."""
 
     def __init__(self, config: ModelConfig, n_numeric: int, cardinalities: Sequence[int]) -> None:
         super().__init__()
@@ -124,11 +125,11 @@ class LateFusion(nn.Module):
             nn.Linear(n_in, config.fusion_hidden),
             nn.ReLU(),
             nn.Dropout(config.dropout),
-            nn.Linear(config.fusion_hidden, 1),
+            nn.Linear(config.fusion_hidden, config.head_outputs),
         )
 
     def forward(self, batch: SurvivalBatch) -> Tensor:
-        """batch → (B,) log-risk."""
+        """batch → (B,) log-risk, or (B, K) hazard logits with ``head: discrete``."""
         parts = []
         if self.features is not None:
             parts.append(self.features(batch))
@@ -142,4 +143,9 @@ class LateFusion(nn.Module):
                     f"{batch.clin_num.shape[1]} and {batch.clin_cat.shape[1]}"
                 )
             parts.append(clinical_vector(batch.clin_num, batch.clin_cat, self.cardinalities))
-        return self.mlp(torch.cat(parts, dim=1)).squeeze(-1)
+        return _head_output(self.mlp(torch.cat(parts, dim=1)))
+
+
+def _head_output(out: Tensor) -> Tensor:
+    """(B, 1) → (B,) log-risk; (B, K) discrete-head logits unchanged."""
+    return out.squeeze(-1) if out.shape[-1] == 1 else out

@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tle_kedro.data.atlas import DEFAULT_ATLAS, AtlasConfig
+from tle_kedro.losses.discrete_time import check_time_bins
 
 
 class ModelConfig(BaseModel):
@@ -61,6 +62,11 @@ class ModelConfig(BaseModel):
         atlas: the atlas regions of the region measures (``params:atlas``).
         last_stage_stride: 1 keeps the last ResNet stage at the third stage's resolution
             (a finer token grid for attention; ``models.encoders.ResNetEncoder``).
+        head: ``cox`` (one log-risk, Cox partial likelihood, Breslow curves) or ``discrete``
+            (one hazard logit per time bin, logistic-hazard likelihood, curves from the head;
+            ``models.discrete``).
+        time_bins_months: the ``discrete`` head's interval edges in months (positive,
+            increasing): bins 0–e1, e1–e2, ..., and an open last bin after the last edge.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -93,6 +99,8 @@ class ModelConfig(BaseModel):
     grid_affine: tuple[tuple[float, float, float, float], ...] | None = None
     atlas: AtlasConfig = DEFAULT_ATLAS
     last_stage_stride: Literal[1, 2] = 2
+    head: Literal["cox", "discrete"] = "cox"
+    time_bins_months: tuple[float, ...] = (3.0, 6.0, 12.0, 24.0)
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
@@ -106,6 +114,7 @@ class ModelConfig(BaseModel):
             raise ValueError(f"grid_shape {self.grid_shape} must be positive")
         if self.region_linear and not self.region_tokens:
             raise ValueError("region_linear needs region_tokens: true (it reuses its measures)")
+        check_time_bins(self.time_bins_months)
         if not (self.use_t1 or self.use_pet or self.use_clinical):
             raise ValueError("use_t1, use_pet and use_clinical are all False: nothing to model")
         return self
@@ -114,6 +123,11 @@ class ModelConfig(BaseModel):
     def modalities(self) -> tuple[str, ...]:
         """Used image modalities, in channel order."""
         return tuple(m for m, on in (("t1", self.use_t1), ("pet", self.use_pet)) if on)
+
+    @property
+    def head_outputs(self) -> int:
+        """Outputs of the risk head: 1 log-risk (``cox``) or one logit per time bin."""
+        return 1 if self.head == "cox" else len(self.time_bins_months) + 1
 
     def encoder_kwargs(self) -> dict[str, object]:
         return {

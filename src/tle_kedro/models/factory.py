@@ -14,6 +14,7 @@ from torch import nn
 # (``tle_kedro.models.factory.ModelConfig``) still load.
 from tle_kedro.models.baselines import LateFusion, ResNetImageOnly
 from tle_kedro.models.config import ModelConfig
+from tle_kedro.models.discrete import DiscreteTimeSurvival
 from tle_kedro.models.side import IpsilateralView
 from tle_kedro.models.transeprelap import TransEpRelap
 
@@ -29,6 +30,10 @@ def build_model(
     side_index: int | None = None,
 ) -> nn.Module:
     """Build a neural survival model; ``model(batch)`` returns a (B,) log-risk.
+
+    With ``config.head == "discrete"`` the network is wrapped in a
+    :class:`~tle_kedro.models.discrete.DiscreteTimeSurvival`: ``model.logits(batch)`` gives
+    the (B, K) hazard logits and ``model(batch)`` the (B,) risk summary of the head.
 
     Args:
         kind: ``transeprelap``, ``resnet_image`` (image-only ResNet-18, Cox head) or
@@ -50,4 +55,6 @@ def build_model(
         raise ValueError(f"unknown model kind {kind!r}; use one of {MODEL_KINDS}")
     if config.ipsilateral_view and side_index is not None:
         model = IpsilateralView(model, side_index)
+    if config.head == "discrete":
+        model = DiscreteTimeSurvival(model, config.time_bins_months)
     return model

@@ -3,11 +3,13 @@
 Each image modality goes through its own 3D ResNet-18 into a grid of tokens (modality and
 3D position embeddings added); clinical variables become one token each. Self-attention runs
 first inside each modality, then jointly over all tokens plus a learned summary token whose
-output feeds the Cox risk head (LayerNorm → Linear → scalar log-risk). With
-``region_linear`` a linear term of the standardised regional measures is added to that
-log-risk (wide & deep). With ``clinical_fusion: after`` the clinical tokens stay out of the
-joint attention: their pooled vector is concatenated with the summary token's output before
-the head (TransRP's finding: clinical variables joined after the Transformer).
+output feeds the risk head (LayerNorm → Linear → scalar Cox log-risk, or with ``head:
+discrete`` one hazard logit per time bin, ``models.discrete``). With ``region_linear`` a
+linear term of the standardised regional measures is added to that log-risk (wide & deep;
+to every bin's logit with the discrete head). With ``clinical_fusion: after`` the clinical
+tokens stay out of the joint attention: their pooled vector is concatenated with the summary
+token's output before the head (TransRP's finding: clinical variables joined after the
+Transformer).
 
 Missing data is removed from attention, never zero-filled into it: a missing, switched-off
 or dropped image modality and a missing clinical value are key-padding-masked. The summary
@@ -118,7 +120,9 @@ class TransEpRelap(nn.Module):
         self.clinical_after = self.clinical is not None and config.clinical_fusion == "after"
         width = 2 * d if self.clinical_after else d
         self.head = nn.Sequential(
-            nn.LayerNorm(width), nn.Dropout(config.dropout), nn.Linear(width, 1)
+            nn.LayerNorm(width),
+            nn.Dropout(config.dropout),
+            nn.Linear(width, config.head_outputs),
         )
 
     def present_modalities(self, batch: SurvivalBatch) -> Tensor:
@@ -186,7 +190,8 @@ class TransEpRelap(nn.Module):
         return [(tokens, missing)]
 
     def forward(self, batch: SurvivalBatch) -> Tensor:
-        """batch → (B,) log-risk (higher = earlier recurrence)."""
+        """batch → (B,) log-risk (higher = earlier recurrence), or (B, K) hazard logits with
+        ``head: discrete``."""
         if self.encoders is not None and batch.grid_shape != tuple(self.config.grid_shape):
             raise ValueError(
                 f"images have grid {batch.grid_shape} but the model was built for "
@@ -209,5 +214,7 @@ class TransEpRelap(nn.Module):
         if self.clinical_after:
             clin, absent = clinical[0]  # (B, 1, d), (B, 1): zero where no variable is present
             head_input = torch.cat([head_input, clin[:, 0].masked_fill(absent, 0.0)], dim=-1)
-        risk = self.head(head_input).squeeze(-1)
-        return risk if linear is None else risk + linear.to(risk.dtype)
+        out = self.head(head_input)  # (B, 1) or (B, K)
+        if linear is not None:  # (B,): the same shift of every bin's logit
+            out = out + linear.to(out.dtype).unsqueeze(-1)
+        return out.squeeze(-1) if out.shape[-1] == 1 else out

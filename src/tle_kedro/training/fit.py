@@ -8,6 +8,13 @@ or with ``train.recalibrate`` on the networks' inner-validation patients togethe
 calibration slope.
 ``train.ensemble > 1`` fits that many such networks with consecutive seeds and predicts their
 mean log-risk.
+
+A network with a discrete-time head (``model.head: discrete``, ``models.discrete``) trains on
+the logistic-hazard likelihood of its hazard logits (``losses.discrete_time``), validates
+that loss and the Harrell C of its risk summary, mixes ensemble and snapshot members in
+survival space, and gets no Breslow baseline and no recalibration: its survival curves are
+the head's own (the slope and Breslow pair rescales a Cox log-risk; a discrete head's
+probabilities come from its likelihood, so ``train.recalibrate`` is skipped with a log line).
 """
 
 from __future__ import annotations
@@ -30,9 +37,12 @@ from tqdm.auto import tqdm
 from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.evaluation.concordance import harrell_c
 from tle_kedro.losses.cox import cox_partial_likelihood
+from tle_kedro.losses.discrete_time import logistic_hazard_nll
+from tle_kedro.models.batch import SurvivalBatch
+from tle_kedro.models.discrete import time_bins_of
 from tle_kedro.models.ensemble import MeanEnsemble, Recalibrated
 from tle_kedro.models.factory import build_model
-from tle_kedro.models.survival import breslow_baseline, calibration_slope
+from tle_kedro.models.survival import BaselineHazard, breslow_baseline, calibration_slope
 from tle_kedro.training.config import TrainConfig
 from tle_kedro.training.data import (
     EventBatchSampler,
@@ -45,7 +55,12 @@ from tle_kedro.training.device import DeviceSetup, resolve_device
 
 # FittedNeuralModel is also imported so that models pickled before it moved to
 # training.fitted (``tle_kedro.training.fit.FittedNeuralModel``) still load.
-from tle_kedro.training.fitted import FittedNeuralModel, predict_log_risk, to_device
+from tle_kedro.training.fitted import (
+    FittedNeuralModel,
+    predict_log_risk,
+    predict_logits,
+    to_device,
+)
 from tle_kedro.training.warm_start import core_model as _core
 from tle_kedro.training.warm_start import warm_start_from_cox
 from tle_kedro.transforms.augment import augment_batch, measure_images, swap_side_codes
@@ -134,6 +149,11 @@ class _Loop:
     ema: torch.optim.swa_utils.AveragedModel | None = None
 
     @property
+    def time_bins(self) -> tuple[float, ...] | None:
+        """The discrete-time head's edges, None for a Cox head."""
+        return time_bins_of(self.model)
+
+    @property
     def evaluated(self) -> torch.nn.Module:
         """The weights that are validated and kept: the EMA average when configured."""
         return self.ema.module if self.ema is not None else self.model
@@ -153,8 +173,21 @@ def _check_finite(log_risk: torch.Tensor | np.ndarray, where: str) -> None:
         raise DivergedError(f"non-finite log-risk in {where}: the network diverged")
 
 
+def _loss(loop: _Loop, b: SurvivalBatch) -> torch.Tensor:
+    """The training loss of one batch: Cox partial likelihood of the (B,) log-risk, or the
+    logistic-hazard likelihood of a discrete head's (B, K) logits."""
+    assert b.event is not None and b.time is not None, "training batches carry outcomes"
+    bins = loop.time_bins
+    with loop.setup.autocast():
+        out = loop.model.logits(b) if bins is not None else loop.model(b)  # type: ignore[operator]
+    _check_finite(out.detach(), "training")
+    if bins is not None:
+        return logistic_hazard_nll(out.float(), b.event, b.time, bins)
+    return cox_partial_likelihood(out.float().reshape(-1), b.event, b.time)
+
+
 def _train_epoch(loop: _Loop, data: SurvivalArrays, sampler: EventBatchSampler) -> float:
-    """One pass over ``data``; mean Cox loss over batches."""
+    """One pass over ``data``; mean loss over batches."""
     loop.model.train()
     losses = []
     for index in sampler:
@@ -170,11 +203,7 @@ def _train_epoch(loop: _Loop, data: SurvivalArrays, sampler: EventBatchSampler) 
             batch = batch.with_clin_cat(swap_side_codes(batch.clin_cat, loop.side_index, flipped))
         b = to_device(batch, loop.setup)
         loop.optimizer.zero_grad(set_to_none=True)
-        with loop.setup.autocast():
-            log_risk = loop.model(b)
-        assert b.event is not None and b.time is not None, "training batches carry outcomes"
-        _check_finite(log_risk.detach(), "training")
-        loss = cox_partial_likelihood(log_risk.float().reshape(-1), b.event, b.time)
+        loss = _loss(loop, b)
         loop.scaler.scale(loss).backward()
         if loop.config.grad_clip is not None:
             loop.scaler.unscale_(loop.optimizer)
@@ -189,12 +218,19 @@ def _train_epoch(loop: _Loop, data: SurvivalArrays, sampler: EventBatchSampler) 
 
 
 def _validate(loop: _Loop, val: SurvivalArrays | None) -> tuple[float, float]:
-    """(Cox loss, Harrell C) on the inner validation set; NaN when there is none."""
+    """(loss, Harrell C) on the inner validation set; NaN when there is none. The loss is the
+    training loss (Cox or logistic hazard); C ranks by the log-risk or the risk summary."""
     if val is None or len(val) == 0:
         return math.nan, math.nan
-    risk = predict_log_risk(loop.evaluated, val, loop.setup, loop.config.eval_batch_size)
+    chunk = loop.config.eval_batch_size
+    risk = predict_log_risk(loop.evaluated, val, loop.setup, chunk)
     assert val.time is not None and val.event is not None
-    loss = cox_partial_likelihood(torch.as_tensor(risk), val.event, val.time.double())
+    bins = loop.time_bins
+    if bins is not None:
+        logits = torch.as_tensor(predict_logits(loop.evaluated, val, loop.setup, chunk))
+        loss = logistic_hazard_nll(logits, val.event, val.time.double(), bins)
+    else:
+        loss = cox_partial_likelihood(torch.as_tensor(risk), val.event, val.time.double())
     c = harrell_c(risk, val.event.numpy(), val.time.numpy())
     return float(loss), c
 
@@ -288,8 +324,12 @@ def fit_neural_model(
         history = mean_history([m[2] for m in members])
         best_epoch = int(round(float(np.median([m[3] for m in members]))))
         held_outs = [(m[0], m[4]) for m in members]
-    outcome = _held_out_outcome(held_outs, cfg) if cfg.recalibrate else None
+    discrete = time_bins_of(model) is not None
+    if discrete and cfg.recalibrate:
+        logger.info("train.recalibrate skipped: a discrete-time head's curves are its own")
+    outcome = _held_out_outcome(held_outs, cfg) if cfg.recalibrate and not discrete else None
     slope = 1.0
+    baseline: BaselineHazard | None = None  # a discrete head: risk and S(t) from its logits
     if outcome is not None:
         # Calibration on patients the networks did not train on: the slope and the Breslow
         # baseline both come from each member's inner-validation patients (a patient held
@@ -300,7 +340,7 @@ def fit_neural_model(
         slope = calibration_slope(risk, event, time)
         model = Recalibrated(model, slope).eval()
         baseline = breslow_baseline(slope * risk, event, time)
-    else:
+    elif not discrete:
         full = make_survival_arrays(list(train_ids), inputs.image_tensors, tok, table)
         risk = predict_log_risk(model, full, resolve_device("cpu"), cfg.eval_batch_size)
         assert full.time is not None and full.event is not None

@@ -1,8 +1,10 @@
 """A trained neural survival model and its predictions (what a fit returns and pickles).
 
 :class:`FittedNeuralModel` bundles the network with the tokenizer and the Breslow baseline
-fitted on its training patients; :func:`predict_log_risk` is the eval-mode forward pass that
-the fit loop's validation and every prediction share.
+fitted on its training patients (a Cox head), or with no baseline for a discrete-time head,
+whose risk and survival curves come from its hazard logits (``models.discrete``);
+:func:`predict_log_risk` and :func:`predict_logits` are the eval-mode forward passes that the
+fit loop's validation and every prediction share.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.models.batch import SurvivalBatch
 from tle_kedro.models.classical import SURVIVAL_TIMES, SurvivalPrediction
+from tle_kedro.models.discrete import risk_summary, survival_from_logits, time_bins_of
 from tle_kedro.models.survival import BaselineHazard, survival_at
 from tle_kedro.training.config import TrainConfig
 from tle_kedro.training.data import SurvivalArrays, make_survival_arrays
@@ -30,6 +33,8 @@ class FittedNeuralModel:
 
     ``model`` is on CPU in eval mode; ``tokenizer`` and ``baseline`` were fitted on the
     training fold only. Picklable (the module is moved to CPU before pickling).
+    With a discrete-time head (``time_bins`` set) ``baseline`` is None: the risk is the
+    head's ``log(-log S(last edge))`` and S(t) comes from its hazards, never from Breslow.
     """
 
     kind: str
@@ -37,7 +42,7 @@ class FittedNeuralModel:
     train_config: TrainConfig
     model: torch.nn.Module
     tokenizer: Any
-    baseline: BaselineHazard
+    baseline: BaselineHazard | None
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     calibration_slope: float = 1.0  # 1 = not recalibrated (``train.recalibrate``)
@@ -55,10 +60,25 @@ class FittedNeuralModel:
             participant_ids, image_tensors, self.tokenizer, table, with_outcome=False
         )
 
+    @property
+    def time_bins(self) -> tuple[float, ...] | None:
+        """The discrete-time head's bin edges (months), None for a Cox head."""
+        return time_bins_of(self.model)
+
+    def logits(
+        self, data: SurvivalBatch | SurvivalArrays, device: DeviceSetup | None = None
+    ) -> np.ndarray:
+        """(N, K) float64 hazard logits of a discrete-time head."""
+        setup = device or resolve_device("cpu")
+        return predict_logits(self.model, data, setup, self.train_config.eval_batch_size)
+
     def log_risk(
         self, data: SurvivalBatch | SurvivalArrays, device: DeviceSetup | None = None
     ) -> np.ndarray:
-        """(N,) float64 log-risk (higher = earlier recurrence)."""
+        """(N,) float64 log-risk (higher = earlier recurrence); a discrete head's
+        ``log(-log S(last edge))``."""
+        if self.time_bins is not None:
+            return _discrete_risk(self.logits(data, device), self.time_bins)
         setup = device or resolve_device("cpu")
         return predict_log_risk(self.model, data, setup, self.train_config.eval_batch_size)
 
@@ -66,8 +86,14 @@ class FittedNeuralModel:
         self, data: SurvivalBatch | SurvivalArrays, device: DeviceSetup | None = None
     ) -> SurvivalPrediction:
         """Risk, S(12 months | x) and S(24 months | x), each (N,) float64."""
-        risk = self.log_risk(data, device)
-        surv = survival_at(risk, self.baseline, np.asarray(SURVIVAL_TIMES))  # (N, 2)
+        times = np.asarray(SURVIVAL_TIMES)
+        if self.time_bins is not None:
+            logits = self.logits(data, device)  # one forward pass for the risk and S(t)
+            risk = _discrete_risk(logits, self.time_bins)
+            surv = survival_from_logits(logits, self.time_bins, times)  # (N, 2)
+        else:
+            risk = self.log_risk(data, device)
+            surv = survival_at(risk, self._breslow(), times)  # (N, 2)
         return SurvivalPrediction(risk=risk, surv_12=surv[:, 0], surv_24=surv[:, 1])
 
     def survival(
@@ -76,10 +102,26 @@ class FittedNeuralModel:
         times: np.ndarray,
         risk: np.ndarray | None = None,
     ) -> np.ndarray:
-        """(N, T) S(t | x) at (T,) months (Breslow baseline); ``risk``: the (N,) log-risks of
-        ``data`` when already computed (saves a forward pass)."""
+        """(N, T) S(t | x) at (T,) months (Breslow baseline, or the discrete head's hazards);
+        ``risk``: the (N,) log-risks of ``data`` when already computed (saves a forward pass
+        of a Cox head; a discrete head needs its logits, so it runs the forward pass)."""
+        times = np.asarray(times, dtype=np.float64)
+        if self.time_bins is not None:
+            return survival_from_logits(self.logits(data), self.time_bins, times)
         risk = self.log_risk(data) if risk is None else np.asarray(risk, dtype=np.float64)
-        return survival_at(risk, self.baseline, np.asarray(times, dtype=np.float64))
+        return survival_at(risk, self._breslow(), times)
+
+    def _breslow(self) -> BaselineHazard:
+        if self.baseline is None:
+            raise ValueError(
+                f"this {self.kind} model has neither a Breslow baseline nor a discrete head"
+            )
+        return self.baseline
+
+
+def _discrete_risk(logits: np.ndarray, time_bins: tuple[float, ...]) -> np.ndarray:
+    """(N,) float64 risk summary of (N, K) logits (``models.discrete.risk_summary``)."""
+    return risk_summary(torch.from_numpy(logits), time_bins).numpy()
 
 
 def predict_log_risk(
@@ -89,6 +131,30 @@ def predict_log_risk(
     chunk: int = 64,
 ) -> np.ndarray:
     """Eval-mode forward pass over ``data`` in chunks; (N,) float64 log-risk."""
+    return _forward(model, lambda b: model(b).float().reshape(-1), data, setup, chunk)
+
+
+def predict_logits(
+    model: torch.nn.Module,
+    data: SurvivalBatch | SurvivalArrays,
+    setup: DeviceSetup,
+    chunk: int = 64,
+) -> np.ndarray:
+    """Eval-mode ``model.logits`` over ``data`` in chunks; (N, K) float64 hazard logits of a
+    discrete-time head (``models.discrete.DiscreteTimeSurvival`` or an ensemble of them)."""
+    if time_bins_of(model) is None:
+        raise ValueError("predict_logits needs a discrete-time model (model.head: discrete)")
+    return _forward(model, lambda b: model.logits(b).float(), data, setup, chunk)  # type: ignore[operator]
+
+
+def _forward(
+    model: torch.nn.Module,
+    fn: Any,
+    data: SurvivalBatch | SurvivalArrays,
+    setup: DeviceSetup,
+    chunk: int,
+) -> np.ndarray:
+    """``fn(batch)`` in eval mode over ``data`` in chunks, concatenated along the patients."""
     batches = [data] if isinstance(data, SurvivalBatch) else list(data.chunks(chunk))
     model.to(setup.device)
     out = []
@@ -96,7 +162,7 @@ def predict_log_risk(
         for batch in batches:
             b = to_device(batch, setup)
             with setup.autocast():
-                out.append(model(b).float().reshape(-1).cpu())
+                out.append(fn(b).cpu())
     return torch.cat(out).double().numpy()
 
 

@@ -55,6 +55,7 @@ ModelName = Literal[
     "transeprelap_no_region_tokens",
     "transeprelap_clinical_after",
     "transeprelap_flip_lr",
+    "transeprelap_discrete",
 ]
 ALL_MODELS: tuple[str, ...] = ModelName.__args__  # type: ignore[attr-defined]
 
@@ -67,6 +68,8 @@ _ABLATIONS: dict[str, dict[str, bool | str]] = {
     "transeprelap_no_region_tokens": {"region_tokens": False, "region_linear": False},
     # clinical data joined after the Transformer instead of inside its attention (TransRP)
     "transeprelap_clinical_after": {"clinical_fusion": "after"},
+    # a discrete-time (logistic-hazard) survival head instead of the Cox head
+    "transeprelap_discrete": {"head": "discrete"},
 }
 # Variants that differ in how TransEpRelap is trained (``train:`` switches, deep-merged).
 _TRAIN_VARIANTS: dict[str, dict[str, Any]] = {
@@ -76,7 +79,12 @@ _TRAIN_VARIANTS: dict[str, dict[str, Any]] = {
 # The modality ablations and the configuration variants run on request (conf/ablations):
 # the default run fits the others.
 MODALITY_ABLATIONS = ("transeprelap_no_pet", "transeprelap_no_mri", "transeprelap_no_clinical")
-ON_REQUEST = (*MODALITY_ABLATIONS, "transeprelap_clinical_after", "transeprelap_flip_lr")
+ON_REQUEST = (
+    *MODALITY_ABLATIONS,
+    "transeprelap_clinical_after",
+    "transeprelap_flip_lr",
+    "transeprelap_discrete",
+)
 DEFAULT_MODELS: tuple[str, ...] = tuple(m for m in ALL_MODELS if m not in ON_REQUEST)
 
 

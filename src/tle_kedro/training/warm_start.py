@@ -15,6 +15,10 @@ With ``train.warm_start: cox`` each network starts from it:
 3. the risk head's last layer starts at zero, so the network starts *exactly* at the ridge
    Cox model, and attention learns the residual: what the images and clinical tokens add
    beyond the region measures. Early stopping on the inner split decides how far it goes.
+   A discrete-time head (``model.head: discrete``) gets the same linear term added to every
+   bin's hazard logit (for small per-bin hazards ``logit h ≈ log h``, the Cox scale) and its
+   bias starts at the training patients' life-table hazard of each bin, so it starts at the
+   ridge Cox model's ranking with the pooled event rates.
 
 Why by hand: no library warm-starts a network's linear skip from a penalised Cox fit; the
 Cox fit itself is scikit-survival's.
@@ -31,6 +35,7 @@ from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.util import Surv
 from torch import nn
 
+from tle_kedro.losses.discrete_time import bin_targets
 from tle_kedro.models.batch import MODALITIES
 from tle_kedro.models.classical import select_penalizer
 from tle_kedro.models.measures import linear_basis
@@ -41,8 +46,11 @@ logger = logging.getLogger(__name__)
 
 
 def core_model(model: nn.Module) -> Any:
-    """The TransEpRelap inside an ``IpsilateralView`` (or the model itself)."""
-    return getattr(model, "model", model)
+    """The TransEpRelap inside its wrappers (``DiscreteTimeSurvival``, ``IpsilateralView``),
+    or the model itself."""
+    while isinstance(getattr(model, "model", None), nn.Module):
+        model = model.model  # type: ignore[assignment]
+    return model
 
 
 @torch.no_grad()
@@ -111,5 +119,20 @@ def warm_start_from_cox(
         last = core.head[-1]
         last.weight.zero_()
         last.bias.zero_()
+        if last.bias.numel() > 1:  # a discrete-time head: one logit per bin
+            last.bias.copy_(life_table_logits(arrays, core.config.time_bins_months))
     logger.info("warm start: ridge Cox on %d measures, penalty %g", z.shape[1], alpha)
     return alpha
+
+
+def life_table_logits(arrays: SurvivalArrays, time_bins: tuple[float, ...]) -> torch.Tensor:
+    """(K,) logits of the pooled life-table hazard of each bin: events in the bin over the
+    patients known to be at risk through it (``losses.discrete_time.bin_targets``), clipped
+    to [0.01, 0.99] so an empty or all-event bin keeps a finite logit."""
+    assert arrays.event is not None and arrays.time is not None
+    survived, event_bin = bin_targets(arrays.event, arrays.time, time_bins)
+    k = torch.arange(len(time_bins) + 1)
+    events = (event_bin.unsqueeze(1) == k).sum(0).double()  # (K,)
+    at_risk = events + (survived.unsqueeze(1) > k).sum(0).double()  # (K,)
+    hazard = (events / at_risk.clamp(min=1)).clamp(0.01, 0.99)
+    return torch.logit(hazard).float()
