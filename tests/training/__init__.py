@@ -108,8 +108,8 @@ def no_augment(images: torch.Tensor, mask: torch.Tensor, config: object, seed: i
 
 
 def use_tiny_fit_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make ``training.fit`` build :class:`TinyModel` and skip augmentation (fast tests)."""
-    from tle_kedro.training import fit
+    """Make the training loop build :class:`TinyModel` and skip augmentation (fast tests)."""
+    from tle_kedro.training import loop
 
-    monkeypatch.setattr(fit, "build_model", tiny_build_model)
-    monkeypatch.setattr(fit, "augment_batch", no_augment)
+    monkeypatch.setattr(loop, "build_model", tiny_build_model)
+    monkeypatch.setattr(loop, "augment_batch", no_augment)

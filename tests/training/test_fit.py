@@ -20,7 +20,7 @@ from tle_kedro.losses.cox import cox_partial_likelihood
 from tle_kedro.models.config import ModelConfig
 from tle_kedro.models.ensemble import MeanEnsemble, Recalibrated
 from tle_kedro.models.survival import breslow_baseline, calibration_slope
-from tle_kedro.training import fit
+from tle_kedro.training import fit, loop
 from tle_kedro.training.config import TrainConfig
 from tle_kedro.training.data import EventBatchSampler, make_survival_arrays, outcome_arrays
 from tle_kedro.training.device import resolve_device
@@ -29,9 +29,9 @@ from tle_kedro.training.fit import (
     fit_neural_model,
     inner_split,
     predict_log_risk,
-    warmup_cosine,
 )
 from tle_kedro.training.fitted import FittedNeuralModel
+from tle_kedro.training.loop import warmup_cosine
 
 COHORT = tiny_cohort(16)
 IDS = list(COHORT.clinical["participant_id"])
@@ -76,7 +76,7 @@ def test_one_training_step_lowers_the_loss() -> None:
     tok = ClinicalTokenizer().fit(COHORT.clinical)
     data = make_survival_arrays(IDS, COHORT.images, tok, COHORT.clinical)
     torch.manual_seed(0)
-    model, loop = fit._build("tiny", None, tok, fit.resolve_device("cpu"), cfg, steps=1)
+    model, train_loop = loop.build_loop("tiny", None, tok, fit.resolve_device("cpu"), cfg, steps=1)
     sampler = EventBatchSampler(data.event.numpy(), None, torch.Generator())
     batch = data.batch()
 
@@ -85,7 +85,7 @@ def test_one_training_step_lowers_the_loss() -> None:
             return float(cox_partial_likelihood(model(batch), batch.event, batch.time))
 
     before = loss()
-    fit._train_epoch(loop, data, sampler)
+    loop.train_epoch(train_loop, data, sampler)
     assert loss() < before
 
 
@@ -148,9 +148,9 @@ def test_augmentation_runs_in_training_only_and_a_flip_swaps_the_side(
                 seen_codes.append(batch.clin_cat.clone())
             return super().forward(batch)
 
-    monkeypatch.setattr(fit, "augment_batch", flip_all)
+    monkeypatch.setattr(loop, "augment_batch", flip_all)
     monkeypatch.setattr(
-        fit, "build_model", lambda k, c, n_numeric, cardinalities, side_index: Recorder(n_numeric)
+        loop, "build_model", lambda k, c, n_numeric, cardinalities, side_index: Recorder(n_numeric)
     )
     model = _fit(_cfg(epochs=2, inner_val_fraction=0.0))
     assert sum(calls) == 2 * len(IDS)  # every training patient, every epoch; never in eval
@@ -179,8 +179,8 @@ def test_the_real_transeprelap_trains_through_the_same_loop(
     from tle_kedro.models.factory import build_model
     from tle_kedro.transforms.augment import AugmentConfig, augment_batch
 
-    monkeypatch.setattr(fit, "build_model", build_model)
-    monkeypatch.setattr(fit, "augment_batch", augment_batch)  # the real TorchIO path
+    monkeypatch.setattr(loop, "build_model", build_model)
+    monkeypatch.setattr(loop, "augment_batch", augment_batch)  # the real TorchIO path
     config = ModelConfig(grid_shape=(16, 16, 16), widths=(4, 4, 8, 8), d_model=8, n_heads=2)
     train = _cfg(epochs=2, batch_size=8, augment=AugmentConfig(flip_lr=True))
     model = fit_neural_model(_inputs(train, kind="transeprelap", config=config))
@@ -376,24 +376,24 @@ def test_a_network_that_diverges_keeps_its_best_epochs_or_says_what_to_change(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls = {"n": 0}
-    real = fit._train_epoch
+    real = loop.train_epoch
 
-    def _diverge_at_epoch_2(loop: Any, data: Any, sampler: Any) -> float:
+    def _diverge_at_epoch_2(state: Any, data: Any, sampler: Any) -> float:
         calls["n"] += 1
         if calls["n"] >= 3:
-            raise fit.DivergedError("non-finite log-risk in training: the network diverged")
-        return real(loop, data, sampler)
+            raise loop.DivergedError("non-finite log-risk in training: the network diverged")
+        return real(state, data, sampler)
 
-    monkeypatch.setattr(fit, "_train_epoch", _diverge_at_epoch_2)
+    monkeypatch.setattr(loop, "train_epoch", _diverge_at_epoch_2)
     model = _fit(_cfg(epochs=6, inner_val_fraction=0.3, early_stopping_patience=None))
     assert len(model.history) == 2 and model.best_epoch in (0, 1)  # stopped, best kept
     assert np.isfinite(model.log_risk(_arrays(model, IDS))).all()
     calls["n"] = 2  # diverges at the first epoch: nothing to keep
-    with pytest.raises(fit.DivergedError, match="lower train.lr"):
+    with pytest.raises(loop.DivergedError, match="lower train.lr"):
         _fit(_cfg(epochs=6, inner_val_fraction=0.3))
-    with pytest.raises(fit.DivergedError, match="non-finite log-risk in training"):
-        fit._check_finite(torch.tensor([0.0, float("nan")]), "training")
-    fit._check_finite(np.array([0.0, 1.0]), "inner validation")  # finite: no error
+    with pytest.raises(loop.DivergedError, match="non-finite log-risk in training"):
+        loop.check_finite(torch.tensor([0.0, float("nan")]), "training")
+    loop.check_finite(np.array([0.0, 1.0]), "inner validation")  # finite: no error
 
 
 @pytest.mark.parametrize("measures_from", ["augmented", "original"])
@@ -403,7 +403,7 @@ def test_training_batches_carry_the_images_the_measures_come_from(
     """``augment.measures_from: original``: the model gets the augmented images and, for its
     region measures, the un-augmented ones; ``augmented``: only the augmented ones."""
     seen: list[Any] = []
-    real_to_device = fit.to_device
+    real_to_device = loop.to_device
 
     def shifted(images: torch.Tensor, mask: torch.Tensor, config: object, seed: int) -> Any:
         return images + 1.0, torch.zeros(images.shape[0], dtype=torch.bool)
@@ -412,8 +412,8 @@ def test_training_batches_carry_the_images_the_measures_come_from(
         seen.append(batch)
         return real_to_device(batch, setup)
 
-    monkeypatch.setattr(fit, "augment_batch", shifted)
-    monkeypatch.setattr(fit, "to_device", spy)
+    monkeypatch.setattr(loop, "augment_batch", shifted)
+    monkeypatch.setattr(loop, "to_device", spy)
     _fit(_cfg(epochs=1, augment={"measures_from": measures_from}))
     training = [b for b in seen if b.time is not None]  # (evaluation batches carry no outcomes)
     assert training
@@ -437,7 +437,7 @@ def test_early_stopping_keeps_the_epoch_best_by_its_metric(
     scripted_c = [0.50, 0.70, 0.60, 0.55, 0.52, 0.51]
     scripted_loss = [2.0, 1.9, 1.5, 1.6, 1.7, 1.8]
     script = iter(zip(scripted_loss, scripted_c, strict=True))
-    monkeypatch.setattr(fit, "_validate", lambda loop, val: next(script))
+    monkeypatch.setattr(loop, "validate", lambda state, val: next(script))
     model = _fit(_cfg(epochs=6, early_stopping_patience=None, early_stopping_metric=metric))
     assert model.best_epoch == (1 if metric == "c" else 2)
     assert [h["val_loss"] for h in model.history] == scripted_loss

@@ -18,7 +18,7 @@ from tle_kedro.features.clinical import ClinicalTokenizer
 from tle_kedro.models.config import ModelConfig
 from tle_kedro.models.discrete import DiscreteTimeSurvival, survival_from_logits
 from tle_kedro.models.ensemble import MeanEnsemble
-from tle_kedro.training import fit
+from tle_kedro.training import fit, loop
 from tle_kedro.training.config import TrainConfig
 from tle_kedro.training.data import make_survival_arrays
 from tle_kedro.training.fit import FitInputs, fit_neural_model
@@ -50,7 +50,7 @@ def tiny_discrete(kind: str, config: Any, n_numeric: int, *_: Any, **__: Any) ->
 def _tiny(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     with one_torch_thread():
         use_tiny_fit_loop(monkeypatch)
-        monkeypatch.setattr(fit, "build_model", tiny_discrete)
+        monkeypatch.setattr(loop, "build_model", tiny_discrete)
         yield
 
 
@@ -103,7 +103,7 @@ def test_an_ensemble_of_snapshots_mixes_the_members_survival_curves() -> None:
     arrays = _arrays(model)
     edges = np.array(BINS)
     members = [
-        survival_from_logits(fit.predict_logits(m, arrays, fit.resolve_device("cpu")), BINS, edges)
+        survival_from_logits(loop.predict_logits(m, arrays, fit.resolve_device("cpu")), BINS, edges)
         for m in model.model.members
     ]
     np.testing.assert_allclose(model.survival(arrays, edges), np.mean(members, axis=0), rtol=1e-5)
@@ -124,7 +124,7 @@ def test_the_real_transeprelap_with_warm_start_trains_a_discrete_head(
 ) -> None:
     from tle_kedro.models.factory import build_model
 
-    monkeypatch.setattr(fit, "build_model", build_model)
+    monkeypatch.setattr(loop, "build_model", build_model)
     config = DISCRETE.model_copy(update={"widths": (2, 2, 4, 4), "d_model": 8, "n_heads": 2})
     train = {**ONE_NETWORK, "epochs": 2, "warmup_epochs": 0, "device": "cpu", "progress": False}
     train.update(warm_start="cox", inner_val_fraction=0.25)

@@ -15,7 +15,7 @@ from tests.conftest import one_torch_thread
 from tests.training import ONE_NETWORK, tiny_cohort, use_tiny_fit_loop
 from tle_kedro.features.clinical import ClinicalTokenizer
 from tle_kedro.models.config import ModelConfig
-from tle_kedro.training import fit, tuning
+from tle_kedro.training import loop, tuning
 from tle_kedro.training.config import ParamRange, TrainConfig, TuningConfig
 from tle_kedro.training.fit import FitInputs
 from tle_kedro.training.tuning import apply_params, fold_study_name, tune_hyperparameters
@@ -132,8 +132,8 @@ def test_trials_report_every_epoch_for_the_pruner(tmp_path: Path) -> None:
 
 def test_a_poor_trial_is_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     scores = iter([0.9, 0.9, 0.9, 0.1, 0.1, 0.1])
-    real = fit.harrell_c
-    monkeypatch.setattr(fit, "harrell_c", lambda r, e, t: next(scores, real(r, e, t)))
+    real = loop.harrell_c
+    monkeypatch.setattr(loop, "harrell_c", lambda r, e, t: next(scores, real(r, e, t)))
     _tune(tmp_path, pruner_startup_trials=1)
     study = _only_study(tmp_path)
     states = [t.state for t in study.trials]

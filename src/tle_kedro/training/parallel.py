@@ -3,7 +3,7 @@
 The comparison is ~35 independent units of work (one Optuna study per outer fold, then one
 fit per model × fold); the slim networks are too small for two intra-op threads to keep two
 cores busy, so on CPU one single-threaded fit per core finishes the set sooner. Every fit
-seeds itself (``training.fit.seed_everything``), so results do not depend on which worker ran
+seeds itself (``training.loop.seed_everything``), so results do not depend on which worker ran
 it or in which order.
 
 ``dask.distributed`` rather than a hand-written process pool: the same code runs the fits on
@@ -215,5 +215,5 @@ def open_executor(config: ExecutorConfig | None, shared: T) -> Iterator[tuple[Ex
             logger.info("cross-validation fits run on %s", where)
             yield client.get_executor(pure=False), handle
     finally:
-        if owned:
+        if owned and cluster is not None:
             cluster.close()
