@@ -158,7 +158,9 @@ class ClassicalFoldEnsemble:
         if self.atlas is None:
             return clinical
         rows = rows_for(table, participant_ids, "clinical table")
-        measures = imaging_features(image_tensors, rows, self.atlas)
+        # one row per tensor row: keep the patients asked for, in their order
+        every = imaging_features(image_tensors, rows, self.atlas)
+        measures = rows_for(every, participant_ids, "image tensors")
         measures = measures.drop(columns=["participant_id"]).astype(np.float64)
         return [combine(x, measures) for x in clinical]
 
