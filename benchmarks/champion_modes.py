@@ -252,12 +252,22 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="inference timing repeats")
     parser.add_argument("--out", type=Path, help="also write the tables (CSV, prefix)")
     parser.add_argument("--fold-models", type=Path, help="cost only, from these fold models")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        help="override modeling.train.epochs: for the cost alone (size and speed do not "
+        "depend on the weights; keep it >= train.snapshots), never for the accuracy",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.fold_models is not None:
         table = stored_cost(args.data_dir, args.model, args.fold_models, args.repeats)
         print(table.to_string(index=False))  # noqa: T201
         return
+    params = project_parameters(ROOT / "conf")
+    if args.epochs is not None:
+        train = {**params["modeling"].get("train", {}), "epochs": args.epochs}
+        params = {**params, "modeling": {**params["modeling"], "train": train}}
     accuracy, costs = compare(
         args.data_dir,
         args.model,
@@ -265,6 +275,7 @@ def main() -> None:
         fraction=args.test_fraction,
         n_boot=args.n_boot,
         repeats=args.repeats,
+        params=params,
     )
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(accuracy.to_string(index=False))  # noqa: T201

@@ -18,7 +18,7 @@ from tests.registry.folds import cross_validated, fold_models
 from tle_kedro.data.atlas import AtlasConfig
 from tle_kedro.features.clinical import make_clinical_recipe
 from tle_kedro.models.survival import breslow_baseline
-from tle_kedro.registry.explain import explain, explain_patient
+from tle_kedro.registry.explain import explain, explain_measures, explain_patient, has_voxel_maps
 from tle_kedro.registry.pyfunc import TLESurvivalModel, risk_groups
 from tle_kedro.training.data import outcome_arrays
 from tle_kedro.training.fold_ensemble import (
@@ -199,3 +199,23 @@ def test_missing_or_mismatched_fold_models_are_refused(bundle: TinyBundle, folds
         )
     with pytest.raises(ValueError, match="no rows"):
         fold_ensemble("transeprelap", neural, folds.oof.iloc[:0], bundle.clinical, bundle.tensors)
+
+
+def test_classical_ensemble_explanation_is_the_mean_of_its_members(
+    bundle: TinyBundle, folds: Folds
+) -> None:
+    ensemble = folds.classical["cox_region_measures"]
+    ids = list(bundle.clinical["participant_id"])
+    data = ensemble.arrays(ids, bundle.tensors, bundle.clinical)
+    mean = explain_patient(ensemble, data, 1)
+    grid = ensemble.model_config.grid_shape
+    parts = [
+        explain_measures(m.estimator, d.iloc[[1]], grid)
+        for m, d in zip(ensemble.members, data, strict=True)
+    ]
+    for name in ("T1", "PET", "clinical"):
+        assert mean.contributions[name] == pytest.approx(
+            (parts[0].contributions[name] + parts[1].contributions[name]) / 2
+        )
+    assert mean.risk == pytest.approx(float(ensemble.log_risk(data)[1]))
+    assert not has_voxel_maps(ensemble)
