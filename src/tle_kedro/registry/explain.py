@@ -30,7 +30,7 @@ from tle_kedro.models.batch import SurvivalBatch
 from tle_kedro.models.classical import FittedClassicalModel
 from tle_kedro.registry.attention import Rollout, attention_rollout
 from tle_kedro.training.classical import FittedClassicalPipeline
-from tle_kedro.training.fold_ensemble import FoldEnsemble
+from tle_kedro.training.fold_ensemble import ClassicalFoldEnsemble, FoldEnsemble
 
 Method = Literal["integrated_gradients", "occlusion"]
 INPUTS: tuple[str, str, str] = ("T1", "PET", "clinical")
@@ -184,6 +184,14 @@ def explain_patient(
     :func:`explain` for a neural model, :func:`explain_measures` for a classical baseline."""
     if isinstance(fitted, FittedClassicalPipeline):
         return explain_measures(fitted.estimator, inputs.iloc[[i]], fitted.model_config.grid_shape)
+    if isinstance(fitted, ClassicalFoldEnsemble):  # its risk is the mean of the members'
+        grid = fitted.model_config.grid_shape
+        rows = [x.iloc[[i]] for x in inputs]
+        parts = [
+            explain_measures(m.estimator, r, grid)
+            for m, r in zip(fitted.members, rows, strict=True)
+        ]
+        return mean_explanation(parts, float(fitted.log_risk(rows)[0]))
     if isinstance(fitted, FoldEnsemble):
         parts = [
             explain(m.model, arrays.batch([i]), method, n_steps, window, stride)
@@ -213,7 +221,7 @@ def mean_explanation(parts: list[Explanation], risk: float) -> Explanation:
 
 def has_voxel_maps(fitted: Any) -> bool:
     """Whether :func:`explain_patient` gives voxel attributions for this fitted model."""
-    return not isinstance(fitted, FittedClassicalPipeline)
+    return not isinstance(fitted, FittedClassicalPipeline | ClassicalFoldEnsemble)
 
 
 def measure_inputs(columns: list[str]) -> dict[str, list[str]]:

@@ -36,7 +36,7 @@ from tle_kedro.models.survival import cumulative_baseline_at, survival_at
 from tle_kedro.training.classical import FittedClassicalPipeline
 from tle_kedro.training.data import SurvivalArrays
 from tle_kedro.training.fitted import FittedNeuralModel
-from tle_kedro.training.fold_ensemble import FoldEnsemble
+from tle_kedro.training.fold_ensemble import ClassicalFoldEnsemble, FoldEnsemble
 from tle_kedro.transforms.params import PreprocessingParams
 from tle_kedro.transforms.preprocess import preprocess_cohort
 from tle_kedro.transforms.templates import mni_templates
@@ -55,8 +55,8 @@ PATH_COLUMNS: tuple[str, str] = ("t1_path", "pet_path")
 COHORT_DIR_COLUMN = "cohort_dir"
 RISK_GROUP_TIME = 12.0  # months: the cut is expressed as P(recurrence by 12 months)
 # What a registered model wraps: a neural model or the fold ensemble of one (Breslow
-# baseline), or a classical baseline.
-FittedModel = FittedNeuralModel | FoldEnsemble | FittedClassicalPipeline
+# baseline), or a classical baseline or the fold ensemble of one (no Breslow baseline).
+FittedModel = FittedNeuralModel | FoldEnsemble | FittedClassicalPipeline | ClassicalFoldEnsemble
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,8 @@ def risk_groups(
         source: ``oof_probability`` or ``final_training``.
     """
     # the Breslow baseline of a Cox-type model; None for a classical baseline (P(12) scale)
-    baseline = None if isinstance(fitted, FittedClassicalPipeline) else fitted.baseline
+    classical = isinstance(fitted, FittedClassicalPipeline | ClassicalFoldEnsemble)
+    baseline = None if classical else fitted.baseline  # type: ignore[union-attr]
     if source == "oof_probability":
         if oof_predictions is None or model not in set(oof_predictions["model"]):
             raise ValueError(

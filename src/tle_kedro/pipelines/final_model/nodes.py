@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -11,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tle_kedro.data.image_tensors import ImageTensors
 from tle_kedro.data.regions import crop_grid_affine
+from tle_kedro.datasets.fold_models import LazyFoldModels
 from tle_kedro.registry.promotion import (
     PairedSettings,
     cohort_fingerprint,
@@ -23,6 +25,7 @@ from tle_kedro.registry.pyfunc import FittedModel, TLESurvivalModel, risk_groups
 from tle_kedro.training.classical import fit_final_classical
 from tle_kedro.training.cv import CVData
 from tle_kedro.training.final import fit_final_model
+from tle_kedro.training.fold_ensemble import champion_fold_ensemble
 from tle_kedro.training.specs import ModelName, build_specs, parse_modeling_params
 from tle_kedro.transforms.params import parse_preprocessing_params
 
@@ -41,6 +44,7 @@ class RegistryParams(BaseModel):
     paired_level: float = Field(0.95, gt=0, lt=1)
     paired_seed: int = 0
     risk_group_threshold: Literal["oof_probability", "final_training"] = "oof_probability"
+    champion: Literal["refit", "fold_ensemble"] = "refit"
 
 
 def choose_model(
@@ -86,34 +90,50 @@ def fit_final(
     modeling: dict[str, Any],
     registry: dict[str, Any],
     atlas: dict[str, Any],
+    *fold_models: LazyFoldModels,
 ) -> tuple[FittedModel, dict[str, Any]]:
-    """Refit the registered model on every usable patient.
+    """The registered model, fitted on every usable patient or made of its fold models.
 
     The model is ``registry.model``, or with ``auto`` the comparison model with the best
-    out-of-fold validation metric of this run (:func:`choose_model`). A neural model's
-    hyperparameters, when tuned, come from the Optuna study ``<study>-final`` in
-    ``optuna_storage`` (the catalog's: an RDB URL, or None for memory); a classical
-    baseline refits its recipe, penalty search and estimator on every patient.
+    out-of-fold validation metric of this run (:func:`choose_model`). ``registry.champion:
+    refit`` fits it again on every patient: a neural model's hyperparameters, when tuned,
+    come from the Optuna study ``<study>-final`` in ``optuna_storage`` (the catalog's); a
+    classical baseline refits its recipe, penalty search and estimator. ``fold_ensemble``
+    averages its outer-fold models instead (:mod:`tle_kedro.training.fold_ensemble`):
+    ``fold_models`` are the candidates' ``<model>.cv_fold_models`` handles, and only the
+    chosen model's are unpickled.
 
     Returns:
-        The fitted model and its fit summary (``model``, the candidates' validation values,
-        tuned parameters, epochs).
+        The fitted model and its fit summary (``model``, ``champion``, the candidates'
+        validation values, tuned parameters, epochs, ensemble members).
     """
     reg = RegistryParams(**registry)
     name, candidates = choose_model(oof_predictions, clinical_validated, reg)
     _, model_cfg, train_cfg, classical, tuning = parse_modeling_params(
         modeling, image_tensors.grid_shape, image_tensors.affine, atlas
     )
-    tuning = tuning.model_copy(update={"storage": optuna_storage})
     spec = build_specs([name], model_cfg, train_cfg)[0]
     fitted: FittedModel
-    if spec.family == "neural":
+    tuned: dict[str, Any] = {}  # a fold ensemble's members used their folds' tuned values
+    if reg.champion == "fold_ensemble":
+        fitted = champion_fold_ensemble(
+            name,
+            spec.family,
+            fold_models_of(name, fold_models),
+            oof_predictions,
+            clinical_validated,
+            image_tensors,
+            clinical_recipe,
+            model_cfg.atlas,
+        )
+    elif spec.family == "neural":
         data = CVData(
             clinical=clinical_validated,
             folds=pd.DataFrame(columns=["participant_id", "repeat", "fold"]),
             image_tensors=image_tensors,
             tokenizer=clinical_tokenizer,
         )
+        tuning = tuning.model_copy(update={"storage": optuna_storage})
         fitted, tuned = fit_final_model(spec, data, tuning)
     else:
         fitted = fit_final_classical(
@@ -125,10 +145,11 @@ def fit_final(
             classical,
             model_cfg.atlas,
         )
-        tuned = {}
     summary = {
         "model": name,
         "model_choice": "auto" if reg.model == "auto" else "configured",
+        "champion": reg.champion,
+        "members": list(getattr(fitted, "keys", [])),
         "candidates": {m: float(v) for m, v in candidates.items()},
         "n_patients": len(clinical_validated),
         "n_events": int(clinical_validated["recurrence"].sum()),
@@ -136,8 +157,27 @@ def fit_final(
         "epochs_run": len(fitted.history),
         "best_epoch": fitted.best_epoch,
     }
-    logger.info("final %s fitted on %d patients: %s", name, len(clinical_validated), summary)
+    logger.info(
+        "final %s (%s) on %d patients: %s", name, reg.champion, len(clinical_validated), summary
+    )
     return fitted, summary
+
+
+def fold_models_of(name: str, fold_models: Sequence[LazyFoldModels]) -> dict[str, Any]:
+    """The chosen model's fold models, unpickled (the other handles stay unread).
+
+    Raises:
+        ValueError: the pipeline was built without ``<name>.cv_fold_models`` (its
+            ``registry`` parameters differ from the node's), or none was saved.
+    """
+    for handle in fold_models:
+        if handle.model == name:
+            return handle.load()
+    raise ValueError(
+        f"registry.champion fold_ensemble chose {name!r}, but the final_model pipeline reads "
+        f"the fold models of {[h.model for h in fold_models]} only: build the pipeline and "
+        "run it with the same registry parameters (the same --env and --params)"
+    )
 
 
 def bundle_model(

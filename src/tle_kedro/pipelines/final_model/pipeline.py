@@ -6,16 +6,49 @@ metric and for the risk-group cut. The model is logged and registered by the cat
 ``registered_model`` (``MlflowModelTrackingDataset``, ``registered_model_name``); the
 promotion node reads ``final_model_card``, saved by the same node right after the model, so
 it always runs once the new version exists.
+
+With ``registry.champion: fold_ensemble`` the fit node also reads ``<model>.cv_fold_models``
+of every model it may choose (every configured model with ``registry.model: auto``, else the
+named one), so ``kedro viz`` shows that it depends on them; the catalog loads them as lazy
+handles (:class:`~tle_kedro.datasets.fold_models.FoldModelsDataset`) and only the chosen
+model's are unpickled. With ``refit`` it reads none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from kedro.pipeline import Node, Pipeline
 
+from tle_kedro.config_loader import project_parameters
 from tle_kedro.pipelines.final_model import nodes
+from tle_kedro.pipelines.modeling.pipeline import configured_models
 
 
-def create_pipeline(**kwargs: object) -> Pipeline:
+def fold_model_inputs(
+    champion: str | None = None, models: Sequence[str] | None = None
+) -> list[str]:
+    """The ``<model>.cv_fold_models`` the fit node reads: none with ``champion: refit``.
+
+    Args:
+        champion: ``registry.champion``; None = the session's configuration.
+        models: the models ``registry.model: auto`` chooses among; None = the session's
+            ``registry.model`` if it names one, else its ``modeling.models``.
+    """
+    raw = project_parameters().get("registry") or {}
+    chosen = {k: raw[k] for k in ("champion", "model") if k in raw}
+    reg = nodes.RegistryParams(**({**chosen, "champion": champion} if champion else chosen))
+    if reg.champion == "refit":
+        return []
+    if models is None:
+        models = configured_models() if reg.model == "auto" else [reg.model]
+    return [f"{m}.cv_fold_models" for m in models]
+
+
+def create_pipeline(
+    champion: str | None = None, models: Sequence[str] | None = None, **kwargs: object
+) -> Pipeline:
+    """The final-model nodes; ``champion``, ``models``: see :func:`fold_model_inputs`."""
     return Pipeline(
         [
             Node(
@@ -30,6 +63,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                     "params:modeling",
                     "params:registry",
                     "params:atlas",
+                    *fold_model_inputs(champion, models),
                 ],
                 outputs=["final_model", "final_fit_summary"],
                 name="fit_final_model",
