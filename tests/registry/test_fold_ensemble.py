@@ -219,3 +219,27 @@ def test_classical_ensemble_explanation_is_the_mean_of_its_members(
         )
     assert mean.risk == pytest.approx(float(ensemble.log_risk(data)[1]))
     assert not has_voxel_maps(ensemble)
+
+
+def test_discrete_head_members_average_their_own_curves(bundle: TinyBundle) -> None:
+    """Fold models with a discrete-time head have no Breslow baseline: the ensemble's curve is
+    the mean of the heads' curves and its risk log(-log S(24)) of that mean curve."""
+    result = cross_validated(bundle, ["transeprelap_discrete"], ATLAS)
+    models = fold_models(result, "transeprelap_discrete")
+    with one_torch_thread():
+        ensemble = fold_ensemble(
+            "transeprelap_discrete", models, result.oof, bundle.clinical, bundle.tensors
+        )
+    assert ensemble.baseline is None and len(ensemble.members) == 2
+    assert all(m.baseline is None for m in ensemble.members)
+    ids = list(bundle.clinical["participant_id"])
+    data = ensemble.arrays(ids, bundle.tensors, bundle.clinical)
+    times = np.array([1.0, 3.0, 6.0, 12.0, 24.0, 30.0])
+    each = [m.survival(d, times) for m, d in zip(ensemble.members, data, strict=True)]
+    curves = ensemble.survival(data, times)
+    np.testing.assert_allclose(curves, np.mean(each, axis=0))
+    assert (np.diff(curves, axis=1) <= 1e-12).all() and ((curves >= 0) & (curves <= 1)).all()
+    prediction = ensemble.predict(data)
+    np.testing.assert_allclose(prediction.surv_24, curves[:, 4])
+    np.testing.assert_allclose(prediction.risk, np.log(-np.log(curves[:, 4])))
+    np.testing.assert_allclose(ensemble.log_risk(data), prediction.risk)

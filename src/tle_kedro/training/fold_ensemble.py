@@ -8,7 +8,10 @@ is that option (``registry.champion: fold_ensemble``), for both families of comp
   cohort before averaging: ``risk(x) = mean_k (r_k(x) - c_k)``. One Breslow baseline is then
   fitted on the centred *out-of-fold* log-risks (each patient scored by the member that did
   not train on it, averaged over repeats), so the survival probabilities come from patients
-  no member fitted. Each member keeps its own fold-fitted clinical tokenizer.
+  no member fitted. Each member keeps its own fold-fitted clinical tokenizer. Members with a
+  discrete-time head (``model.head: discrete``) have no Breslow baseline and need none: the
+  ensemble's curve is the mean of the heads' own curves, and its risk the same summary a
+  single discrete network gives, ``log(-log S(24 | x))`` of that mean curve.
 - **classical** (:class:`ClassicalFoldEnsemble`): a forest's risk score is a summed
   cumulative hazard, not a log-risk, so no Breslow baseline is fitted on it. The ensemble's
   survival curve is the mean of the members' own curves, ``S(t | x) = mean_k S_k(t | x)``
@@ -50,6 +53,7 @@ from tle_kedro.training.classical import (
     FittedClassicalPipeline,
     design_matrix,
 )
+from tle_kedro.training.cv import pooled_risk
 from tle_kedro.training.data import SurvivalArrays, outcome_arrays, rows_for
 from tle_kedro.training.fitted import FittedNeuralModel
 
@@ -64,14 +68,16 @@ class FoldEnsemble:
     Attributes:
         members: the fold models (``FittedNeuralModel``), in ``(repeat, fold)`` order.
         keys: their ``<model>-r<repeat>-f<fold>`` names.
-        offsets: (K,) each member's mean log-risk over the training cohort.
-        baseline: Breslow baseline of the centred out-of-fold log-risks.
+        offsets: (K,) each member's mean log-risk over the training cohort (zeros for
+            discrete-time heads, whose curves are averaged instead).
+        baseline: Breslow baseline of the centred out-of-fold log-risks; None for members
+            with a discrete-time head.
     """
 
     members: list[FittedNeuralModel]
     keys: list[str]
     offsets: np.ndarray
-    baseline: BaselineHazard
+    baseline: BaselineHazard | None
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
 
@@ -101,14 +107,30 @@ class FoldEnsemble:
         return np.stack(risks) - self.offsets[:, None]
 
     def log_risk(self, data: Sequence[SurvivalBatch | SurvivalArrays]) -> np.ndarray:
-        """(N,) mean centred log-risk."""
+        """(N,) mean centred log-risk; for discrete heads log(-log S(24 | x)) of the mean curve."""
+        if self.baseline is None:
+            return self.predict(data).risk
         return self.member_risks(data).mean(axis=0)
 
     def predict(self, data: Sequence[SurvivalBatch | SurvivalArrays]) -> SurvivalPrediction:
         """Risk, S(12 months | x) and S(24 months | x), each (N,) float64."""
+        if self.baseline is None:
+            surv = self._mean_curves(data, np.asarray(SURVIVAL_TIMES))
+            return SurvivalPrediction(
+                risk=pooled_risk(surv[:, 1]), surv_12=surv[:, 0], surv_24=surv[:, 1]
+            )
         risk = self.log_risk(data)
         surv = survival_at(risk, self.baseline, np.asarray(SURVIVAL_TIMES))
         return SurvivalPrediction(risk=risk, surv_12=surv[:, 0], surv_24=surv[:, 1])
+
+    def _mean_curves(
+        self, data: Sequence[SurvivalBatch | SurvivalArrays], times: np.ndarray
+    ) -> np.ndarray:
+        """(N, T) mean of the members' own S(t | x) (discrete-time heads)."""
+        if len(data) != len(self.members):
+            raise ValueError(f"need one input per member ({len(self.members)}), got {len(data)}")
+        t = np.asarray(times, dtype=np.float64)
+        return np.mean([m.survival(d, t) for m, d in zip(self.members, data, strict=True)], axis=0)
 
     def survival(
         self,
@@ -117,6 +139,8 @@ class FoldEnsemble:
         risk: np.ndarray | None = None,
     ) -> np.ndarray:
         """(N, T) S(t | x) at (T,) months."""
+        if self.baseline is None:
+            return self._mean_curves(data, times)
         risk = self.log_risk(data) if risk is None else np.asarray(risk, dtype=np.float64)
         return survival_at(risk, self.baseline, np.asarray(times, dtype=np.float64))
 
@@ -279,6 +303,11 @@ def fold_ensemble(
     """
     keys, members = _members(name, fold_models, FittedNeuralModel)
     ids = list(clinical["participant_id"])
+    if any(m.baseline is None for m in members):  # discrete-time heads: their own curves
+        rows, member, where = _oof_members(name, keys, oof_predictions, ids)
+        each = [m.predict(m.arrays(ids, image_tensors, clinical)).surv_24 for m in members]
+        _check_reproduced(name, rows, np.stack(each)[member, where])
+        return FoldEnsemble(members, keys, np.zeros(len(members)), None)
     raw = np.stack([m.log_risk(m.arrays(ids, image_tensors, clinical)) for m in members])  # (K, N)
     offsets = raw.mean(axis=1)
     rows, member, where = _oof_members(name, keys, oof_predictions, ids)
