@@ -160,4 +160,3 @@ def test_fold_model_inputs_follow_the_champion_option() -> None:
     ]
     catalog = _catalog(Path("/nonexistent"))
     assert all(catalog.get(d) is not None for d in fit.inputs if d.endswith("cv_fold_models"))
-
