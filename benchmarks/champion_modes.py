@@ -55,6 +55,7 @@ from tle_kedro.training.classical import fit_final_classical
 from tle_kedro.training.cv import CVData, run_cross_validation
 from tle_kedro.training.final import fit_final_model
 from tle_kedro.training.fold_ensemble import champion_fold_ensemble
+from tle_kedro.training.parallel import resolve_executor
 from tle_kedro.training.specs import build_specs, parse_modeling_params
 
 logger = logging.getLogger(__name__)
@@ -98,10 +99,12 @@ def fit_both(
     (its cost is that cross-validation) and the refit on all of ``dev_ids``."""
     dev = cohort.clinical[cohort.clinical["participant_id"].isin(dev_ids)].reset_index(drop=True)
     cv = params["cv"]
-    _, model_cfg, train_cfg, classical, _ = parse_modeling_params(
+    modeling, model_cfg, train_cfg, classical, _ = parse_modeling_params(
         params["modeling"], cohort.tensors.grid_shape, cohort.tensors.affine, params["atlas"]
     )
     spec = build_specs([model], model_cfg, train_cfg)[0]
+    # the folds run where the pipeline runs them (modeling.executor: one worker per core)
+    executor = resolve_executor(modeling.executor, train_cfg.device)
     data = CVData(
         clinical=dev,
         folds=make_cv_folds(dev, cv["n_splits"], cv["n_repeats"], seed),
@@ -111,7 +114,9 @@ def fit_both(
         tokenizer=cohort.tokenizer,
     )
     start = time.perf_counter()
-    result = run_cross_validation([spec], data, classical=classical, keep_models=True)
+    result = run_cross_validation(
+        [spec], data, classical=classical, keep_models=True, executor=executor
+    )
     members = {f"{m}-r{r}-f{f}": v for (m, r, f), v in result.models.items()}
     ensemble = champion_fold_ensemble(
         model, spec.family, members, result.oof, dev, cohort.tensors, cohort.recipe, model_cfg.atlas
