@@ -38,7 +38,12 @@ def test_a_seed_in_both_lists_is_rejected_by_name():
 
 
 def test_the_demo_cohort_seed_cannot_be_a_confirmation_seed():
-    config = _config(design_seeds=[1], shifted_design_seeds=[], confirmation_seeds=[20261125, 5])
+    config = _config(
+        design_seeds=[1],
+        shifted_design_seeds=[],
+        missing_design_seeds=[],
+        confirmation_seeds=[20261125, 5],
+    )
     with pytest.raises(ValueError, match="demo_cohort.seed"):
         config.check_against_demo_seed(20261125)
 
@@ -91,7 +96,12 @@ def test_shift_is_merged_into_confirmation_cohorts_only():
 
 
 def test_listed_design_cohorts_are_shifted_like_confirmation_cohorts():
-    config = _config(design_seeds=[1, 2], shifted_design_seeds=[2], confirmation_seeds=[3])
+    config = _config(
+        design_seeds=[1, 2],
+        shifted_design_seeds=[2],
+        missing_design_seeds=[],
+        confirmation_seeds=[3],
+    )
     plain, shifted = (Cohort(s, "design", Path("r")) for s in (1, 2))
     assert demo_cohort_override(plain, config, SHIFT, True) == {
         "seed": 1,
@@ -120,6 +130,13 @@ def test_confirmation_cohorts_leave_out_scans_and_design_cohorts_only_when_asked
         demo_cohort_override(confirm, config, None, True)["acquisition"] == (MISSING["acquisition"])
     )
     assert "acquisition" not in demo_cohort_override(design, config, None, True)
+    # a former confirmation cohort is regenerated as it was: with the confirmation's missing scans
+    former = _config(design_seeds=[2, 5], missing_design_seeds=[2], shifted_design_seeds=[])
+    assert (
+        demo_cohort_override(design, former, None, True)["acquisition"] == (MISSING["acquisition"])
+    )
+    with pytest.raises(ValueError, match=r"missing_design_seeds \[7\] are not design_seeds"):
+        _config(design_seeds=[1], missing_design_seeds=[7], shifted_design_seeds=[])
     asked = _config(design_missing={"pet": 0.2, "t1": 0.0})
     assert demo_cohort_override(design, asked, SHIFT, True)["acquisition"] == {
         "fraction_missing_pet": 0.2,

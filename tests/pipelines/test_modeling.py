@@ -15,7 +15,7 @@ from tle_kedro.config_loader import LOADER_ARGS, ProjectConfigLoader
 from tle_kedro.pipelines.modeling import create_pipeline
 from tle_kedro.training.specs import DEFAULT_MODELS, ON_REQUEST
 
-OPTIONS = {"transeprelap_clinical_after", "transeprelap_flip_lr", "transeprelap_discrete"}
+OPTIONS = {"transeprelap_clinical_after", "transeprelap_no_flip", "transeprelap_discrete"}
 ABLATIONS_ENV = ["cox_clinical", "transeprelap", *ON_REQUEST]
 
 

@@ -31,7 +31,7 @@ def test_project_parameters_validate_and_list_every_model() -> None:
         "transeprelap_no_mri",
         "transeprelap_no_clinical",
         "transeprelap_clinical_after",
-        "transeprelap_flip_lr",
+        "transeprelap_no_flip",
         "transeprelap_discrete",
     }
     # every model but the ablations on request (conf/ablations), in the table's order
@@ -72,23 +72,19 @@ def test_ablations_switch_one_modality_off_and_share_transeprelaps_study() -> No
     base = specs["transeprelap"].model_config
     assert discrete.model_config.head == "discrete" and base.head == "cox"
     assert discrete.model_config.model_copy(update={"head": "cox"}) == base  # only the head
-    flip = specs["transeprelap_flip_lr"]
-    assert flip.kind == "transeprelap" and flip.tune_with == "transeprelap"
-    assert (
-        flip.train_config.augment.flip_lr and not specs["transeprelap"].train_config.augment.flip_lr
-    )
+    no_flip = specs["transeprelap_no_flip"]
+    assert no_flip.kind == "transeprelap" and no_flip.tune_with == "transeprelap"
+    assert specs["transeprelap"].train_config.augment.flip_lr  # the default since round 4
+    assert not no_flip.train_config.augment.flip_lr
     # only the flip differs: the rest of the training and the whole network are TransEpRelap's
-    assert flip.model_config == specs["transeprelap"].model_config
+    assert no_flip.model_config == specs["transeprelap"].model_config
+    default_augment = specs["transeprelap"].train_config.augment
     assert (
-        flip.train_config.model_copy(update={"augment": specs["transeprelap"].train_config.augment})
+        no_flip.train_config.model_copy(update={"augment": default_augment})
         == specs["transeprelap"].train_config
     )
-    assert (
-        model_params("transeprelap_flip_lr", {"train": train.model_dump()})["train"]["augment"][
-            "flip_lr"
-        ]
-        is True
-    )
+    resolved = {"train": train.model_dump()}
+    assert model_params("transeprelap_no_flip", resolved)["train"]["augment"]["flip_lr"] is False
     assert specs["cox_clinical"].family == "cox_clinical"
     assert specs["resnet_image"].tune_with is None
 
@@ -171,7 +167,7 @@ def test_every_environment_merges_into_valid_parameters(env: str) -> None:
         assert default < names
         assert names - default == {
             "transeprelap_no_pet", "transeprelap_no_mri", "transeprelap_no_clinical",
-            "transeprelap_clinical_after", "transeprelap_flip_lr", "transeprelap_discrete",
+            "transeprelap_clinical_after", "transeprelap_no_flip", "transeprelap_discrete",
         }  # fmt: skip
         specs = build_specs(list(params.models), model, train)
         off = {s.name: s.model_config for s in specs if s.name in names - default}

@@ -57,9 +57,10 @@ def test_flip_mirrors_axis_0_and_the_side_code_swaps_with_it() -> None:
     assert clin_cat.tolist() == [[0, 2], [1, 0], [-1, 1]]  # input untouched
 
 
-def test_flip_is_off_by_default() -> None:
+def test_flip_is_on_by_default_and_off_flips_nothing() -> None:
+    assert AugmentConfig().flip_lr  # the default since confirmation round 4 (docs/modeling.md)
     images = blob_batch()
-    config = AugmentConfig(strength=0.0, flip_probability=1.0)
+    config = AugmentConfig(strength=0.0, flip_lr=False, flip_probability=1.0)
     out, flipped = augment_batch(images, torch.ones(3, 2, dtype=torch.bool), config, seed=0)
     assert not flipped.any()
     torch.testing.assert_close(out, images)
@@ -111,7 +112,8 @@ def test_same_seed_same_output_and_global_rng_untouched(backend: str) -> None:
 
 def test_p_augment_zero_leaves_images_alone_and_strength_zero_builds_nothing() -> None:
     images = torch.randn(SHAPE)
-    out, _ = augment_batch(images, torch.ones(3, 2, dtype=torch.bool), AugmentConfig(p_augment=0))
+    config = AugmentConfig(p_augment=0, flip_lr=False)
+    out, _ = augment_batch(images, torch.ones(3, 2, dtype=torch.bool), config)
     torch.testing.assert_close(out, images)
     assert build_transform(AugmentConfig(strength=0.0)) is None
 
@@ -134,7 +136,7 @@ def test_elastic_needs_the_torchio_backend() -> None:
 
 
 # ---- both backends draw the same families: each family alone leaves its own signature ----
-NO_AFFINE = {"degrees": 0.0, "scales": 0.0, "translation": 0.0}
+NO_AFFINE = {"degrees": 0.0, "scales": 0.0, "translation": 0.0, "flip_lr": False}
 NO_INTENSITY = {"log_gamma": 0.0, "bias_field": 0.0, "noise_std": 0.0}
 STRENGTH = 2.0
 

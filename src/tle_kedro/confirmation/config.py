@@ -48,8 +48,11 @@ class ConfirmationConfig(BaseModel):
     confirmation_seeds: tuple[int, ...] = Field(min_length=1)
     n_patients: int = Field(ge=8)
     shift: bool
-    # scans left out of confirmation cohorts; of design cohorts only when design_missing is set
+    # scans left out of confirmation cohorts and of the listed design cohorts (former
+    # confirmation cohorts generated with them); of other design cohorts only when
+    # design_missing is set
     missing: MissingScans
+    missing_design_seeds: tuple[int, ...]
     design_missing: MissingScans | None
     pipelines: tuple[str, ...] = Field(min_length=1)
     generator_pipeline: str
@@ -73,12 +76,16 @@ class ConfirmationConfig(BaseModel):
         ):
             if len(set(seeds)) != len(seeds):
                 raise ValueError(f"confirmation: {name}_seeds repeats a seed: {list(seeds)}")
-        stray = sorted(set(self.shifted_design_seeds) - set(self.design_seeds))
-        if stray:
-            raise ValueError(
-                f"confirmation: shifted_design_seeds {stray} are not design_seeds; list them "
-                "in design_seeds too"
-            )
+        for name, listed in (
+            ("shifted_design_seeds", self.shifted_design_seeds),
+            ("missing_design_seeds", self.missing_design_seeds),
+        ):
+            stray = sorted(set(listed) - set(self.design_seeds))
+            if stray:
+                raise ValueError(
+                    f"confirmation: {name} {stray} are not design_seeds; list them "
+                    "in design_seeds too"
+                )
         bad = sorted(set(self.pipelines) & FORBIDDEN_PIPELINES)
         if bad:
             raise ValueError(
@@ -95,9 +102,12 @@ class ConfirmationConfig(BaseModel):
         return cohort.kind == "confirmation" or cohort.seed in self.shifted_design_seeds
 
     def missing_scans(self, cohort: Cohort) -> MissingScans | None:
-        """What ``cohort`` leaves out: ``missing`` for a confirmation cohort, ``design_missing``
-        (None = nothing) for a design cohort."""
-        return self.missing if cohort.kind == "confirmation" else self.design_missing
+        """What ``cohort`` leaves out: ``missing`` for a confirmation cohort and a listed
+        ``missing_design_seeds`` cohort, ``design_missing`` (None = nothing) for another
+        design cohort."""
+        if cohort.kind == "confirmation" or cohort.seed in self.missing_design_seeds:
+            return self.missing
+        return self.design_missing
 
     def seeds(self, kind: Kind) -> tuple[int, ...]:
         return self.design_seeds if kind == "design" else self.confirmation_seeds

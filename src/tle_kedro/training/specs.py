@@ -54,7 +54,7 @@ ModelName = Literal[
     "transeprelap_no_clinical",
     "transeprelap_no_region_tokens",
     "transeprelap_clinical_after",
-    "transeprelap_flip_lr",
+    "transeprelap_no_flip",
     "transeprelap_discrete",
 ]
 ALL_MODELS: tuple[str, ...] = ModelName.__args__  # type: ignore[attr-defined]
@@ -73,8 +73,8 @@ _ABLATIONS: dict[str, dict[str, bool | str]] = {
 }
 # Variants that differ in how TransEpRelap is trained (``train:`` switches, deep-merged).
 _TRAIN_VARIANTS: dict[str, dict[str, Any]] = {
-    # side-aware left-right flip augmentation (the operative side is swapped with the image)
-    "transeprelap_flip_lr": {"augment": {"flip_lr": True}},
+    # without the side-aware left-right flip augmentation (on by default since round 4)
+    "transeprelap_no_flip": {"augment": {"flip_lr": False}},
 }
 # The modality ablations and the configuration variants run on request (conf/ablations):
 # the default run fits the others.
@@ -82,7 +82,7 @@ MODALITY_ABLATIONS = ("transeprelap_no_pet", "transeprelap_no_mri", "transeprela
 ON_REQUEST = (
     *MODALITY_ABLATIONS,
     "transeprelap_clinical_after",
-    "transeprelap_flip_lr",
+    "transeprelap_no_flip",
     "transeprelap_discrete",
 )
 DEFAULT_MODELS: tuple[str, ...] = tuple(m for m in ALL_MODELS if m not in ON_REQUEST)

@@ -77,7 +77,7 @@ class AugmentConfig(BaseModel):
     log_gamma: float = Field(0.1, ge=0.0)
     bias_field: float = Field(0.1, ge=0.0)
     noise_std: float = Field(0.02, ge=0.0)
-    flip_lr: bool = False
+    flip_lr: bool = True
     flip_probability: float = Field(0.5, ge=0.0, le=1.0)
     p_augment: float = Field(0.25, ge=0.0, le=1.0)
     backend: Literal["torchio", "torch"] = "torch"
