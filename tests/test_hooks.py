@@ -51,3 +51,12 @@ def test_the_hook_is_registered_after_kedro_mlflow() -> None:
     assert RedactRuntimePaths in hooks
     impl = RedactRuntimePaths.before_pipeline_run
     assert getattr(impl, "kedro_impl", {}).get("trylast") is True
+
+
+def test_the_project_registers_one_local_cluster_per_run() -> None:
+    """settings.HOOKS holds ShareLocalCluster, so a kedro run's cross-validation nodes share
+    one Dask cluster (tests/training/test_parallel.py checks the sharing itself)."""
+    from tle_kedro import settings
+    from tle_kedro.hooks import ShareLocalCluster
+
+    assert any(isinstance(hook, ShareLocalCluster) for hook in settings.HOOKS)
