@@ -317,9 +317,29 @@ def write_report(
     lines += ["", *target_lines(by, extra_values, n)]
     if table:
         lines += ["", "## Model comparison (out-of-fold, this run)", "", table.strip(), ""]
+    lines += kept_by_hand(out.read_text() if out.is_file() else "")
     lines += validity_lines(ROOT / "data" / "08_reporting" / "confirmation_summary.md")
     out.write_text("\n".join(lines) + "\n")
     print(f"[bench] wrote {out}")
+
+
+def kept_by_hand(previous: str) -> list[str]:
+    """The sections of the previous report measured by hand (``## ... by hand)`` headings:
+    budgets of fresh clones, engine and champion comparisons), so a rerun of ``make bench``
+    keeps them instead of losing every measurement it does not repeat itself."""
+    kept: list[str] = []
+    section: list[str] | None = None
+    for line in previous.splitlines():
+        if line.startswith("## "):
+            if section is not None:
+                kept += ["", *section]
+            section = [line] if "by hand" in line else None
+        elif section is not None:
+            section.append(line)
+    if section is not None:
+        kept += ["", *section]
+    # trailing blank lines of each section are re-added as one separator
+    return [line for i, line in enumerate(kept) if line or (i + 1 < len(kept) and kept[i + 1])]
 
 
 def validity_lines(summary: Path) -> list[str]:
