@@ -177,6 +177,10 @@ def test_auto_registers_a_forest_that_wins_out_of_fold(
     predictions = champion.predict(model_input(bundle.root))
     assert predictions["risk"].notna().all()
     assert set(predictions["modalities_used"]) == {"T1+PET+clinical"}
+    # the registry's version list says which comparison model and which champion mode
+    tags = store.get_model_version("tle_recurrence", decision["version"]).tags
+    assert tags["model"] == "rsf_region_measures" and tags["champion"] == "refit"
+    assert tags["validation_metric"] == "harrell_c"
 
 
 def test_default_run_ends_with_the_final_model() -> None:

@@ -108,6 +108,8 @@ def test_neural_fold_ensemble_is_registered_and_predicts_the_mean_of_its_members
     assert isinstance(inner.fitted, FoldEnsemble)
     assert inner.info["champion"] == "fold_ensemble"
     assert inner.info["members"] == sorted(members)
+    tags = store.get_model_version("tle_recurrence", decision["version"]).tags
+    assert (tags["model"], tags["champion"]) == ("transeprelap", "fold_ensemble")
     out = champion.predict(model_input(bundle.root))
     # the mean of the members' log-risks, each centred on its mean over the training cohort
     ids = list(bundle.clinical["participant_id"])

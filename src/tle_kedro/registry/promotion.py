@@ -385,11 +385,14 @@ def promote_run_model(
     predictions: pd.DataFrame | None = None,
     clinical: pd.DataFrame | None = None,
     paired: PairedSettings = PairedSettings(),
+    version_tags: dict[str, str] | None = None,
 ) -> PromotionDecision:
     """Promote the version registered by ``run_id`` (default: the active run); tag the run.
 
     With no MLflow run (tracking switched off) nothing was logged: the decision says so.
     ``folds``, ``predictions``, ``clinical`` and ``paired``: see :func:`promote`.
+    ``version_tags``: more tags for the model version (e.g. which comparison model it is and
+    whether it is a refit or a fold ensemble), so the registry's version list says so.
 
     Raises:
         ValueError: a run is active but registered no version of ``model_name``.
@@ -425,6 +428,8 @@ def promote_run_model(
         clinical=clinical,
         paired=paired,
     )
+    for key, value in (version_tags or {}).items():
+        client.set_model_version_tag(model_name, version, key, str(value))
     for key, value in {
         "registry.model_name": model_name,
         "registry.version": version,

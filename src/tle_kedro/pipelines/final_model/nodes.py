@@ -239,6 +239,11 @@ def select_validation_predictions(
     return validation_predictions(oof_predictions, clinical_validated, model)
 
 
+# What the registry's version list shows of each version besides its validation metric:
+# which comparison model was registered and whether it is a refit or a fold ensemble.
+VERSION_TAGS = ("model", "champion")
+
+
 def promote_model(
     final_model_card: dict[str, Any],
     predictions: pd.DataFrame,
@@ -258,6 +263,9 @@ def promote_model(
         predictions=predictions,
         clinical=clinical_validated,
         paired=PairedSettings(reg.paired_n_boot, reg.paired_level, reg.paired_seed),
+        version_tags={
+            k: str(final_model_card[k]) for k in VERSION_TAGS if final_model_card.get(k) is not None
+        },
     )
     logger.info("promotion: %s", decision.as_dict())
     metrics = {f"new_{reg.metric}": decision.new_value}  # prefix "registry." in the catalog
