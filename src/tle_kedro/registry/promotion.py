@@ -428,8 +428,8 @@ def promote_run_model(
         clinical=clinical,
         paired=paired,
     )
-    for key, value in (version_tags or {}).items():
-        client.set_model_version_tag(model_name, version, key, str(value))
+    for tag, text in (version_tags or {}).items():
+        client.set_model_version_tag(model_name, version, tag, text)
     for key, value in {
         "registry.model_name": model_name,
         "registry.version": version,
