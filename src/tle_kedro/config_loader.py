@@ -14,7 +14,9 @@ parameters; :class:`ProjectConfigLoader` remembers the latest one, and
 
 from __future__ import annotations
 
+import copy
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -53,3 +55,15 @@ def project_parameters(conf_source: str | Path = "conf") -> dict[str, Any]:
         return dict(loader["parameters"])
     except MissingConfigException:
         return {}
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` merged into a copy of ``base`` key by key; lists are replaced whole (as
+    Kedro's soft merge of an environment over ``conf/base``)."""
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out

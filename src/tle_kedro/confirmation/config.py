@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tle_kedro.config_loader import deep_merge
 
 Kind = Literal["design", "confirmation"]
 # Pipelines that register, promote or apply a model: never on a design/confirmation cohort.
@@ -160,17 +161,6 @@ def plan_cohorts(
         )
     root = Path(config.output_root) / kind
     return [Cohort(seed, kind, root / str(seed)) for seed in chosen]
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``override`` merged into a copy of ``base`` key by key; lists are replaced whole."""
-    out = copy.deepcopy(dict(base))
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def demo_cohort_override(

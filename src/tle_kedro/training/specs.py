@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tle_kedro.config_loader import deep_merge
 from tle_kedro.data.atlas import AtlasConfig
 from tle_kedro.models.config import ModelConfig
 from tle_kedro.training.config import ClassicalConfig, TrainConfig, TuningConfig, parse_section
@@ -140,17 +141,6 @@ def _identity(name: str) -> tuple[Family, str | None, dict[str, bool | str]]:
     return "neural", name, {}
 
 
-def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``override`` merged key by key (nested mappings merged too)."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merged(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def _is_variant(name: str) -> bool:
     """An ablation or a training variant of TransEpRelap (it reuses TransEpRelap's study)."""
     return name in _ABLATIONS or name in _TRAIN_VARIANTS
@@ -199,7 +189,7 @@ def build_specs(names: list[str], model: ModelConfig, train: TrainConfig) -> lis
             ModelConfig.model_validate(config.model_dump())  # re-check the switches
         fit = train
         if name in _TRAIN_VARIANTS:
-            fit = TrainConfig.model_validate(_merged(train.model_dump(), _TRAIN_VARIANTS[name]))
+            fit = TrainConfig.model_validate(deep_merge(train.model_dump(), _TRAIN_VARIANTS[name]))
         specs.append(ModelSpec(name, "neural", kind, config, fit, tune_with=tune_with))
     return specs
 
@@ -223,7 +213,7 @@ def model_params(name: str, resolved: Mapping[str, Any]) -> dict[str, Any]:
         if "model" in resolved:
             out["model"] = {**resolved["model"], **switches}
         if "train" in resolved:
-            out["train"] = _merged(resolved["train"], _TRAIN_VARIANTS.get(name, {}))
+            out["train"] = deep_merge(resolved["train"], _TRAIN_VARIANTS.get(name, {}))
     elif "classical" in resolved:
         prefix = family.split("_", 1)[0] + "_"
         out["classical"] = {
