@@ -95,6 +95,20 @@ def harrell_c_bootstrap(
     )
 
 
+def repeat_mean_harrell_c(
+    time: np.ndarray, event: np.ndarray, risk: np.ndarray, counts: np.ndarray
+) -> np.ndarray:
+    """(M, B) Harrell's C on every resample ``counts (B, n)``, each the mean over repeats of
+    the C of that repeat's risks ``risk (M, R, n)`` (the M × R rows go through the kernel in
+    one call); ``counts = ones((1, n))`` gives the point estimates."""
+    m, r, n = risk.shape
+    return (
+        harrell_c_bootstrap(time, event, risk.reshape(m * r, n), counts)
+        .reshape(m, r, -1)
+        .mean(axis=1)
+    )
+
+
 def ipcw_weights(time: np.ndarray, event: np.ndarray, counts: np.ndarray, tau: float):
     """(B, n) Uno's event weights 1/G(t_i)² (0 for censored or t_i ≥ τ); NaN row if degenerate.
 

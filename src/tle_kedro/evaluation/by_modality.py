@@ -7,7 +7,7 @@ predictions as the comparison table, scored within each subgroup alone (pairs ac
 subgroups are not counted), so a subgroup's C is the C a cohort of only those patients
 would give. As in the comparison table (``repeats.py``), C is the mean over CV repeats of each
 repeat's C, and every patient-bootstrap resample (drawn within the subgroup) averages over
-repeats too; Harrell's C and its kernel are ``concordance`` / ``bootstrap``'s, not another.
+repeats too (``bootstrap.repeat_mean_harrell_c``, the comparison table's own computation).
 
 A subgroup with no patient, no event or fewer than two comparable pairs gets NaN and says why
 in ``note`` (a real cohort with every scan has empty "PET missing" and "T1 missing" rows).
@@ -94,13 +94,12 @@ def subgroup_c(
         risk: (M, R, n) its out-of-fold risks per model and repeat.
         names: (M,) labels for the log (degenerate resamples are counted by name).
     """
-    m, r, n = risk.shape
-    flat = risk.reshape(m * r, n)
-    point = bs.harrell_c_bootstrap(time, event, flat, np.ones((1, n))).reshape(m, r).mean(axis=1)
+    n = risk.shape[2]
+    point = bs.repeat_mean_harrell_c(time, event, risk, np.ones((1, n)))[:, 0]
     if n_boot == 0:
         return [bs.Interval(float(c), np.nan, np.nan, 0, 0) for c in point]
     counts = bs.resample_counts(bs.resample_indices(n, n_boot, seed), n)
-    samples = bs.harrell_c_bootstrap(time, event, flat, counts).reshape(m, r, -1).mean(axis=1)
+    samples = bs.repeat_mean_harrell_c(time, event, risk, counts)
     return [
         bs.percentile_interval(point[k], samples[k], level, name) for k, name in enumerate(names)
     ]

@@ -172,9 +172,7 @@ def _repeat_mean_c(
     m, r, n = preds.risk.shape
     flat = preds.risk.reshape(m * r, n)
     return {
-        "harrell_c": bs.harrell_c_bootstrap(data.time, data.event, flat, counts)
-        .reshape(m, r, -1)
-        .mean(axis=1),
+        "harrell_c": bs.repeat_mean_harrell_c(data.time, data.event, preds.risk, counts),
         "uno_c": bs.uno_c_bootstrap(data.time, data.event, flat, counts, tau)
         .reshape(m, r, -1)
         .mean(axis=1),
