@@ -28,7 +28,7 @@ fold models and ``oof_predictions`` of different runs are refused.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,9 +101,7 @@ class FoldEnsemble:
 
     def member_risks(self, data: Sequence[SurvivalBatch | SurvivalArrays]) -> np.ndarray:
         """(K, N) centred log-risks of every member."""
-        if len(data) != len(self.members):
-            raise ValueError(f"need one input per member ({len(self.members)}), got {len(data)}")
-        risks = [m.log_risk(d) for m, d in zip(self.members, data, strict=True)]
+        risks = [m.log_risk(d) for m, d in per_member(self.members, data)]
         return np.stack(risks) - self.offsets[:, None]
 
     def log_risk(self, data: Sequence[SurvivalBatch | SurvivalArrays]) -> np.ndarray:
@@ -115,22 +113,13 @@ class FoldEnsemble:
     def predict(self, data: Sequence[SurvivalBatch | SurvivalArrays]) -> SurvivalPrediction:
         """Risk, S(12 months | x) and S(24 months | x), each (N,) float64."""
         if self.baseline is None:
-            surv = self._mean_curves(data, np.asarray(SURVIVAL_TIMES))
+            surv = mean_survival(self.members, data, np.asarray(SURVIVAL_TIMES))
             return SurvivalPrediction(
                 risk=pooled_risk(surv[:, 1]), surv_12=surv[:, 0], surv_24=surv[:, 1]
             )
         risk = self.log_risk(data)
         surv = survival_at(risk, self.baseline, np.asarray(SURVIVAL_TIMES))
         return SurvivalPrediction(risk=risk, surv_12=surv[:, 0], surv_24=surv[:, 1])
-
-    def _mean_curves(
-        self, data: Sequence[SurvivalBatch | SurvivalArrays], times: np.ndarray
-    ) -> np.ndarray:
-        """(N, T) mean of the members' own S(t | x) (discrete-time heads)."""
-        if len(data) != len(self.members):
-            raise ValueError(f"need one input per member ({len(self.members)}), got {len(data)}")
-        t = np.asarray(times, dtype=np.float64)
-        return np.mean([m.survival(d, t) for m, d in zip(self.members, data, strict=True)], axis=0)
 
     def survival(
         self,
@@ -139,8 +128,8 @@ class FoldEnsemble:
         risk: np.ndarray | None = None,
     ) -> np.ndarray:
         """(N, T) S(t | x) at (T,) months."""
-        if self.baseline is None:
-            return self._mean_curves(data, times)
+        if self.baseline is None:  # discrete-time heads: the mean of their own curves
+            return mean_survival(self.members, data, times)
         risk = self.log_risk(data) if risk is None else np.asarray(risk, dtype=np.float64)
         return survival_at(risk, self.baseline, np.asarray(times, dtype=np.float64))
 
@@ -188,15 +177,10 @@ class ClassicalFoldEnsemble:
         measures = measures.drop(columns=["participant_id"]).astype(np.float64)
         return [combine(x, measures) for x in clinical]
 
-    def _check(self, data: Sequence[pd.DataFrame]) -> None:
-        if len(data) != len(self.members):
-            raise ValueError(f"need one input per member ({len(self.members)}), got {len(data)}")
-
     def member_risks(self, data: Sequence[pd.DataFrame]) -> np.ndarray:
         """(K, N) risk scores of every member (Cox: linear predictor; forest: summed
         cumulative hazard)."""
-        self._check(data)
-        return np.stack([m.log_risk(d) for m, d in zip(self.members, data, strict=True)])
+        return np.stack([m.log_risk(d) for m, d in per_member(self.members, data)])
 
     def log_risk(self, data: Sequence[pd.DataFrame]) -> np.ndarray:
         """(N,) mean risk score (the name is the shared interface's; not a log-risk)."""
@@ -204,17 +188,28 @@ class ClassicalFoldEnsemble:
 
     def predict(self, data: Sequence[pd.DataFrame]) -> SurvivalPrediction:
         """Mean risk score, mean S(12 months | x) and mean S(24 months | x), each (N,)."""
-        self._check(data)
-        parts = [m.predict(d) for m, d in zip(self.members, data, strict=True)]
+        parts = [m.predict(d) for m, d in per_member(self.members, data)]
         return SurvivalPrediction(*(np.mean([p[i] for p in parts], axis=0) for i in range(3)))
 
     def survival(
         self, data: Sequence[pd.DataFrame], times: np.ndarray, risk: np.ndarray | None = None
     ) -> np.ndarray:
         """(N, T) mean of the members' S(t | x) at (T,) months (``risk`` is not needed)."""
-        self._check(data)
-        t = np.asarray(times, dtype=np.float64)
-        return np.mean([m.survival(d, t) for m, d in zip(self.members, data, strict=True)], axis=0)
+        return mean_survival(self.members, data, times)
+
+
+def per_member(members: Sequence[Any], data: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
+    """``(member, its input)`` pairs; ValueError unless there is one input per member."""
+    if len(data) != len(members):
+        raise ValueError(f"need one input per member ({len(members)}), got {len(data)}")
+    return zip(members, data, strict=True)
+
+
+def mean_survival(members: Sequence[Any], data: Sequence[Any], times: np.ndarray) -> np.ndarray:
+    """(N, T) mean of the members' own S(t | x) at (T,) months (classical members, and
+    networks with a discrete-time head, have no shared baseline to put a mean risk through)."""
+    t = np.asarray(times, dtype=np.float64)
+    return np.mean([m.survival(d, t) for m, d in per_member(members, data)], axis=0)
 
 
 def _members(name: str, fold_models: Mapping[str, Any], kind: type) -> tuple[list[str], list[Any]]:
