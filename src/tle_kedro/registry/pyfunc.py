@@ -71,8 +71,9 @@ class RiskGroups:
             comparison run, mapped through the final model's Breslow baseline) or
             ``final_training`` (median of the final model's risk on its own training data).
         scale: ``log_risk`` for models with a Breslow baseline (a log-risk cut is exact and
-            needs no survival curve); ``p12`` for the classical baselines, whose risk score is
-            not a log-risk (a forest's is a summed cumulative hazard).
+            needs no survival curve); ``p12`` for the others, whose risk score is not a
+            log-risk (a forest's is a summed cumulative hazard, a discrete-time head's
+            log(-log S(24))).
     """
 
     threshold: float
@@ -104,7 +105,7 @@ def risk_groups(
     log-risks cannot be compared with the final model's. Their P(recurrence by 12 months) can
     (each has its own baseline): the median out-of-fold probability ``p*`` becomes the
     log-risk cut ``log(-log(1 - p*) / H0(12))`` of a final model with a Breslow baseline, and
-    is the cut itself for a classical baseline (``scale="p12"``).
+    is the cut itself for a model without one (``scale="p12"``).
 
     Args:
         fitted: the final model.
@@ -114,9 +115,10 @@ def risk_groups(
         model: the comparison model whose out-of-fold predictions are used.
         source: ``oof_probability`` or ``final_training``.
     """
-    # the Breslow baseline of a Cox-type model; None for a classical baseline (P(12) scale)
-    classical = isinstance(fitted, FittedClassicalPipeline | ClassicalFoldEnsemble)
-    baseline = None if classical else fitted.baseline  # type: ignore[union-attr]
+    # the Breslow baseline of a Cox-type model; None (cut on the P(12) scale) for a model
+    # whose risk is no log-risk: a classical baseline (no baseline attribute) or a network
+    # with a discrete-time head, single or a fold ensemble (baseline None)
+    baseline = getattr(fitted, "baseline", None)
     if source == "oof_probability":
         if oof_predictions is None or model not in set(oof_predictions["model"]):
             raise ValueError(
