@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -52,14 +51,6 @@ def _yaml(name: str) -> dict:
 
 
 bundle = bundle_fixture("cohort")
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[MlflowClient]:
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    yield MlflowClient()
-    mlflow.set_tracking_uri(previous)
 
 
 def _oof(clinical: pd.DataFrame, seed: int) -> pd.DataFrame:

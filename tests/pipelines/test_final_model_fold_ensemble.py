@@ -3,7 +3,6 @@ entries (lazy ``<model>.cv_fold_models``, the registered pyfunc, promotion)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -36,14 +35,6 @@ bundle = bundle_fixture("cohort")
 @pytest.fixture(scope="module")
 def cv(bundle: TinyBundle) -> CVResult:
     return cross_validated(bundle, MODELS, _yaml("parameters.yml")["atlas"])
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[MlflowClient]:
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    yield MlflowClient()
-    mlflow.set_tracking_uri(previous)
 
 
 class Unreadable:
